@@ -1,0 +1,118 @@
+"""replaykit: durable execution for Python, in your process, with state in your database.
+
+>>> from replaykit import workflow, activity, Sleep
+>>> @activity
+... def hello(ctx, name: str) -> str:
+...     return f"hello {name}"
+>>> @workflow
+... def greet(ctx, name: str):
+...     text = yield hello(name)
+...     yield Sleep(60)
+...     return text
+"""
+
+from .core.commands import (
+    ActivityCall,
+    All,
+    AnyOf,
+    Command,
+    Now,
+    Publish,
+    Random,
+    Receive,
+    Recur,
+    SendTo,
+    SideEffect,
+    Sleep,
+    SleepUntil,
+    StartChild,
+    Subscribe,
+    Unsubscribe,
+    Uuid,
+    WaitEvent,
+)
+from .core.context import WorkflowContext
+from .core.decisions import Decision, ScheduledCommand
+from .core.definitions import (
+    Activity,
+    ActivityContext,
+    Registry,
+    Workflow,
+    activity,
+    register_error,
+    workflow,
+)
+from .core.errors import (
+    ActivityError,
+    ChildWorkflowError,
+    EventTimeout,
+    InvalidCommand,
+    InvalidInput,
+    LeaseLost,
+    NonDeterminismError,
+    ReplayKitError,
+    StorageError,
+    TerminalError,
+    UnknownWorkflow,
+    WorkflowCancelled,
+    WorkflowFailed,
+    WorkflowNotFound,
+)
+from .core.history import ErrorInfo, EventData, Message
+from .core.interpreter import Interpreter
+from .core.retry import RetryPolicy
+
+Any = AnyOf  # the design's name; AnyOf avoids shadowing typing.Any in user modules
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activity",
+    "ActivityCall",
+    "ActivityContext",
+    "ActivityError",
+    "All",
+    "Any",
+    "AnyOf",
+    "ChildWorkflowError",
+    "Command",
+    "Decision",
+    "ErrorInfo",
+    "EventData",
+    "EventTimeout",
+    "Interpreter",
+    "InvalidCommand",
+    "InvalidInput",
+    "LeaseLost",
+    "Message",
+    "NonDeterminismError",
+    "Now",
+    "Publish",
+    "Random",
+    "Receive",
+    "Recur",
+    "Registry",
+    "ReplayKitError",
+    "RetryPolicy",
+    "ScheduledCommand",
+    "SendTo",
+    "SideEffect",
+    "Sleep",
+    "SleepUntil",
+    "StartChild",
+    "StorageError",
+    "Subscribe",
+    "TerminalError",
+    "UnknownWorkflow",
+    "Unsubscribe",
+    "Uuid",
+    "WaitEvent",
+    "Workflow",
+    "WorkflowCancelled",
+    "WorkflowContext",
+    "WorkflowFailed",
+    "WorkflowNotFound",
+    "activity",
+    "register_error",
+    "workflow",
+]

@@ -1,0 +1,299 @@
+"""Commands: what a workflow ``yield``s. Frozen, tagged msgspec Structs.
+
+A workflow yields a command and receives its result::
+
+    receipt = yield charge(order_id, 20.0)          # ActivityCall, result typed as Any
+    receipt = yield from charge(order_id, 20.0)     # the same, typed as the activity's return type
+
+Every command knows its *identity* (kind, name, argument fingerprint); replay compares the identity
+of what the code yields now with what history recorded at the same step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import msgspec
+
+from .codec import fingerprint, to_builtins
+from .retry import RetryPolicy
+
+R = TypeVar("R")
+
+ChannelMode = Literal["broadcast", "competing"]
+_set = msgspec.structs.force_setattr
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="command"):
+    """Base of every command."""
+
+    def identity(self) -> tuple[str, str, str]:
+        """(kind, name, fingerprint) compared on replay."""
+        return (type(self).__name__, "", "")
+
+    def describe(self) -> str:
+        """A short human description, used in error messages."""
+        kind, name, _ = self.identity()
+        return f"{kind} {name!r}" if name else kind
+
+    def __iter__(self) -> Generator[Command, Any, Any]:
+        result = yield self
+        return result
+
+
+class ActivityCall(Command, Generic[R], frozen=True):
+    """Run activity ``name`` with ``args``; made by calling an ``@activity`` inside a workflow."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    retry: RetryPolicy | None = None
+    compensation: str | None = None
+    transactional: bool = True
+    timeout: float | None = None
+    result_type: Any = None
+    definition: Any = None
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("ActivityCall", self.name, self.args_fingerprint())
+
+    def args_fingerprint(self) -> str:
+        """Fingerprint of the arguments (raises InvalidInput when they are not encodable)."""
+        what = f"arguments of activity {self.name!r}"
+        return fingerprint(to_builtins(self.args, what=what), to_builtins(self.kwargs, what=what))
+
+    def __iter__(self) -> Generator[Command, Any, R]:
+        result = yield self
+        return result  # type: ignore[no-any-return]
+
+
+class Sleep(Command, frozen=True):
+    """Wait ``seconds`` on a durable timer; no worker is held while waiting.
+
+    >>> Sleep(60)
+    Sleep(seconds=60.0)
+    """
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0:
+            raise ValueError("Sleep seconds must not be negative")
+        _set(self, "seconds", float(self.seconds))
+
+
+class SleepUntil(Command, frozen=True):
+    """Wait until ``until``: an aware datetime or a POSIX timestamp."""
+
+    until: datetime | float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.until, datetime):
+            if self.until.tzinfo is None:
+                raise ValueError("SleepUntil needs a timezone-aware datetime")
+            _set(self, "until", self.until.timestamp())
+        else:
+            _set(self, "until", float(self.until))
+
+    @property
+    def at(self) -> float:
+        """The POSIX timestamp to wake at."""
+        return float(self.until)  # type: ignore[arg-type]
+
+
+class WaitEvent(Command, frozen=True):
+    """Wait for an event of ``type`` (whose data contains ``match``, if given), up to ``timeout`` s.
+
+    Events sent to this instance before it waits are kept and delivered in order. On timeout the
+    workflow gets :class:`~replaykit.EventTimeout` at this ``yield``.
+    """
+
+    type: str
+    timeout: float | None = None
+    match: dict[str, Any] | None = None
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("WaitEvent", self.type, "")
+
+
+class Publish(Command, frozen=True):
+    """Publish ``data`` on ``channel``, with optional string ``metadata``."""
+
+    channel: str
+    data: Any = None
+    metadata: dict[str, str] = {}
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("Publish", self.channel, "")
+
+
+class Subscribe(Command, frozen=True):
+    """Subscribe to ``channel``: ``broadcast`` (every subscriber gets every message) or
+    ``competing`` (each message goes to exactly one subscriber)."""
+
+    channel: str
+    mode: ChannelMode = "broadcast"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("broadcast", "competing"):
+            raise ValueError("Subscribe mode must be 'broadcast' or 'competing'")
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("Subscribe", self.channel, self.mode)
+
+
+class Unsubscribe(Command, frozen=True):
+    """Stop receiving messages from ``channel``."""
+
+    channel: str
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("Unsubscribe", self.channel, "")
+
+
+class Receive(Command, frozen=True):
+    """Wait for the next message on ``channel`` (subscribed, or sent to this instance directly).
+
+    The result is a :class:`~replaykit.Message`; on timeout, :class:`~replaykit.EventTimeout`.
+    """
+
+    channel: str
+    timeout: float | None = None
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("Receive", self.channel, "")
+
+
+class SendTo(Command, frozen=True):
+    """Send ``data`` on ``channel`` directly to the instance ``instance_id``."""
+
+    instance_id: str
+    channel: str
+    data: Any = None
+    metadata: dict[str, str] = {}
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("SendTo", self.channel, "")
+
+
+class StartChild(Command, Generic[R], frozen=True):
+    """Start workflow ``workflow`` as a child and (unless ``wait=False``) wait for its result.
+
+    The child's id is ``instance_id`` or, by default, ``"<parent id>/<step>"`` (deterministic).
+    Usually made with ``my_workflow.child(input)``.
+    """
+
+    workflow: str
+    input: Any = None
+    instance_id: str | None = None
+    wait: bool = True
+    result_type: Any = None
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("StartChild", self.workflow, "")
+
+    def __iter__(self) -> Generator[Command, Any, R]:
+        result = yield self
+        return result  # type: ignore[no-any-return]
+
+
+class Recur(Command, frozen=True):
+    """End this run and start the next run of the same workflow with ``input`` (continue-as-new)."""
+
+    input: Any = None
+
+
+class Now(Command, frozen=True):
+    """The current time as an aware UTC datetime, recorded so that replay sees the same value."""
+
+
+class Uuid(Command, frozen=True):
+    """A random UUID4 string, recorded."""
+
+
+class Random(Command, frozen=True):
+    """A random float in [0, 1), recorded."""
+
+
+class SideEffect(Command, frozen=True):
+    """Run ``fn()`` once, record its (JSON-encodable) result, and replay the recorded value."""
+
+    fn: Any
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            _set(self, "name", getattr(self.fn, "__qualname__", "side_effect"))
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("SideEffect", self.name, "")
+
+
+MEMBER_TYPES: tuple[type[Command], ...] = (
+    ActivityCall,
+    Sleep,
+    SleepUntil,
+    WaitEvent,
+    Receive,
+    StartChild,
+)
+
+
+class All(Command, frozen=True):
+    """Wait for every member; the result is the list of member results, in order.
+
+    ``All`` waits for every member even when one fails, then raises the first failure (by member
+    order). With ``settled=True`` it never raises: failed members appear as exception objects.
+    """
+
+    members: tuple[Any, ...]
+    settled: bool = False
+
+    def __post_init__(self) -> None:
+        _set(self, "members", tuple(self.members))
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("All", "", str(len(self.members)))
+
+    def __iter__(self) -> Generator[Command, Any, list[Any]]:
+        result = yield self
+        return result  # type: ignore[no-any-return]
+
+
+class AnyOf(Command, frozen=True):
+    """Wait for the first member to finish; the result is ``(index, value)``.
+
+    If the first member to finish failed, its error is raised. With ``cancel_losers`` (default) the
+    timers and waits of the other members are cancelled. Exported as ``replaykit.Any`` too.
+    """
+
+    members: tuple[Any, ...]
+    cancel_losers: bool = True
+
+    def __post_init__(self) -> None:
+        _set(self, "members", tuple(self.members))
+
+    def identity(self) -> tuple[str, str, str]:
+        return ("Any", "", str(len(self.members)))
+
+    def __iter__(self) -> Generator[Command, Any, tuple[int, Any]]:
+        result = yield self
+        return result  # type: ignore[no-any-return]
+
+
+class RetryTimer(Command, frozen=True):
+    """Internal: a durable timer before attempt ``attempt`` of the activity at the same step."""
+
+    seconds: float
+    attempt: int
+    name: str = ""
+
+
+class Compensate(Command, frozen=True):
+    """Internal: run the compensation ``call`` for the activity completed at step ``of_step``."""
+
+    call: ActivityCall[Any]
+    of_step: int
+    original_result: Any = None

@@ -1,0 +1,44 @@
+"""What the interpreter answers: commands to execute and the workflow's status."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from .commands import Command
+from .history import ErrorInfo
+
+Status = Literal["running", "completed", "failed", "cancelled", "continued"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "continued"})
+
+
+class ScheduledCommand(msgspec.Struct, frozen=True, kw_only=True):
+    """A command the runtime must execute for ``step`` (``attempt`` counts activity retries)."""
+
+    step: int
+    command: Command
+    attempt: int = 1
+    group: int | None = None
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """The interpreter's answer after a feed.
+
+    ``commands`` are the commands issued during the feed that history has not resolved yet (in the
+    order issued); ``cancelled`` are steps whose timers and waits the runtime may drop (losers of
+    an ``Any``, waits interrupted by cancellation). ``status`` with ``result`` (JSON builtins),
+    ``error`` or ``recur_input`` describes the end of the run.
+    """
+
+    commands: tuple[ScheduledCommand, ...] = ()
+    cancelled: tuple[int, ...] = ()
+    status: Status = "running"
+    result: Any = None
+    error: ErrorInfo | None = None
+    recur_input: Any = None
+
+    @property
+    def finished(self) -> bool:
+        """True once the run has ended (completed, failed, cancelled or continued as new)."""
+        return self.status in TERMINAL

@@ -1,0 +1,157 @@
+"""The exception tree of replaykit.
+
+Every error the library raises derives from :class:`ReplayKitError` and, where one fits, from the
+matching standard-library error too, so ``except TimeoutError`` keeps working::
+
+    ReplayKitError
+    ├── NonDeterminismError        replayed code yielded something history did not record
+    ├── ActivityError              an activity failed for good (retries exhausted or not retryable)
+    │   └── ChildWorkflowError     a child workflow failed
+    ├── TerminalError              raise from an activity to stop retrying at once
+    ├── WorkflowCancelled          (also CancelledError-like) the instance was cancelled
+    ├── EventTimeout               (also TimeoutError) a WaitEvent/Receive timed out
+    ├── WorkflowFailed             result() of an instance that failed
+    ├── WorkflowNotFound           (also LookupError) no instance with that id
+    ├── UnknownWorkflow            (also LookupError) no workflow registered under that name
+    ├── InvalidInput               (also ValueError) input/result that cannot be encoded or decoded
+    ├── InvalidCommand             (also TypeError) a workflow yielded a non-command
+    ├── StorageError               the database failed or holds something unreadable
+    └── LeaseLost                  another worker took the instance over
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ReplayKitError(Exception):
+    """Root of every error raised by replaykit."""
+
+
+class NonDeterminismError(ReplayKitError):
+    """Replayed workflow code does not match its recorded history.
+
+    Carries ``instance_id``, ``step``, ``expected`` (what history recorded), ``actual`` (what the
+    code yielded now) and ``location`` (``file:line`` of the offending ``yield``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        instance_id: str = "",
+        step: int = 0,
+        expected: str = "",
+        actual: str = "",
+        location: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.step = step
+        self.expected = expected
+        self.actual = actual
+        self.location = location
+
+
+class ActivityError(ReplayKitError):
+    """An activity failed and will not be retried any more.
+
+    ``type_name`` and ``message`` are those of the original exception and survive replay. When the
+    original exception class can be resolved, the error thrown into the workflow is *also* an
+    instance of that class, so ``except PaymentDeclined`` works after a restart.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type_name: str = "Exception",
+        activity: str = "",
+        step: int = 0,
+        attempts: int = 1,
+        retryable: bool = True,
+        traceback: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type_name = type_name
+        self.activity = activity
+        self.step = step
+        self.attempts = attempts
+        self.retryable = retryable
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+class ChildWorkflowError(ActivityError):
+    """A child workflow started with ``StartChild`` failed."""
+
+
+class TerminalError(ReplayKitError):
+    """Raise inside an activity to fail it at once, without further retries."""
+
+
+class WorkflowCancelled(ReplayKitError):
+    """Thrown into a workflow at its current ``yield`` when the instance is cancelled."""
+
+    def __init__(self, message: str = "workflow was cancelled", *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class EventTimeout(ReplayKitError, TimeoutError):
+    """A ``WaitEvent`` or ``Receive`` reached its timeout before anything arrived."""
+
+    def __init__(self, message: str, *, step: int = 0, waited_for: str = "") -> None:
+        super().__init__(message)
+        self.step = step
+        self.waited_for = waited_for
+
+
+class WorkflowFailed(ReplayKitError):
+    """Raised by ``result()`` for an instance that ended in failure; carries the error's data."""
+
+    def __init__(
+        self, message: str, *, instance_id: str = "", type_name: str = "", status: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.type_name = type_name
+        self.status = status
+
+
+class WorkflowNotFound(ReplayKitError, LookupError):
+    """No workflow instance has the given id."""
+
+
+class UnknownWorkflow(ReplayKitError, LookupError):
+    """No workflow (or activity) is registered under the given name."""
+
+
+class InvalidInput(ReplayKitError, ValueError):
+    """A value could not be encoded to, or decoded from, its declared type."""
+
+
+class InvalidCommand(ReplayKitError, TypeError):
+    """A workflow yielded something that is not a replaykit command."""
+
+
+class StorageError(ReplayKitError):
+    """The database failed, or holds data that cannot be read."""
+
+
+class LeaseLost(ReplayKitError):
+    """This worker's lease on an instance expired and another worker took it over."""
+
+    def __init__(self, message: str, *, instance_id: str = "", owner: str = "") -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.owner = owner
+
+
+def describe(exc: BaseException) -> dict[str, Any]:
+    """Return the data that identifies ``exc`` (used when recording failures)."""
+    cls = type(exc)
+    return {"type": f"{cls.__module__}.{cls.__qualname__}", "message": str(exc)}

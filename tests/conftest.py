@@ -1,0 +1,83 @@
+"""Shared fixtures: database servers for the PostgreSQL and MySQL tests.
+
+Without a DSN the tests are skipped with the reason shown; under ``CI=true`` an unreachable server
+is a failure, so CI cannot pass by silently skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_ENV = "REPLAYKIT_TEST_PG_DSN"
+MYSQL_ENV = "REPLAYKIT_TEST_MYSQL_DSN"
+
+
+def _unreachable(what: str, dsn: str, err: BaseException) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {what} at {dsn} is unreachable: {err}")
+    pytest.skip(f"{what} at {dsn} is unreachable: {err}")
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    dsn = os.environ.get(PG_ENV)
+    if not dsn:
+        pytest.skip(
+            f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=3):
+            pass
+    except Exception as err:
+        _unreachable("PostgreSQL", dsn, err)
+    return dsn
+
+
+@pytest.fixture
+def pg_schema_dsn(pg_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A DSN whose search_path is a fresh schema, dropped (CASCADE) after the test."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    schema = f"rk_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield make_conninfo(pg_dsn, options=f"-csearch_path={schema}")
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(scope="session")
+def mysql_dsn() -> str:
+    dsn = os.environ.get(MYSQL_ENV)
+    if not dsn:
+        pytest.skip(f"MySQL tests need {MYSQL_ENV} (e.g. mysql://root@127.0.0.1:3306/test)")
+    try:
+        import pymysql  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        pytest.skip("pymysql not installed")
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(dsn)
+    try:
+        conn = pymysql.connect(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 3306,
+            user=unquote(url.username or "root"),
+            password=unquote(url.password or ""),
+            database=url.path.lstrip("/") or None,
+            connect_timeout=3,
+        )
+        conn.close()
+    except Exception as err:
+        _unreachable("MySQL", dsn, err)
+    return dsn
