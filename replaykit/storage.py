@@ -1,0 +1,324 @@
+"""The storage protocol every adapter implements, and the records it reads and writes.
+
+The runtime never writes SQL; it hands the adapter whole *units of work* (a :class:`StepCommit`)
+that the adapter applies in one transaction. Adapters live in ``storage_adapters`` (sqlite,
+postgres) and are checked by one contract suite in ``tests/storage``.
+
+Vocabulary of statuses (``InstanceRecord.status``):
+
+* ``pending``   runnable, no worker holds it (new, or woken by a timer/event/message/child/cancel)
+* ``running``   a worker holds it under a lease (``lease_owner``, ``lease_expires_at``)
+* ``waiting``   parked on timers, event waits or message waits; holds no worker
+* ``completed`` / ``failed`` / ``cancelled``  terminal
+
+An instance is *claimable* when it is ``pending``, or ``running`` with an expired lease (a crashed
+worker); claiming sets the lease. Everything that wakes an instance puts a history event in its
+*inbox* and, if it is ``waiting``, makes it ``pending``; the worker that next holds the instance
+moves inbox events into history (``StepCommit.consumed_inbox``).
+
+Times are POSIX seconds (floats) taken from the runtime's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import msgspec
+
+InstanceStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+class InstanceRecord(msgspec.Struct, kw_only=True):
+    """One workflow instance (its current run)."""
+
+    instance_id: str
+    workflow: str
+    status: InstanceStatus
+    input: Any = None
+    output: Any = None
+    error: Any = None  # ErrorInfo as builtins, for failed/cancelled
+    run: int = 1
+    continued_from: str | None = None
+    parent_id: str | None = None
+    parent_step: int | None = None  # set when the parent waits for this child's result
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    history_len: int = 0
+
+
+class InboxItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A history event waiting to be moved into an instance's history (``event`` is JSON bytes)."""
+
+    id: int
+    instance_id: str
+    event: bytes
+
+
+class TimerSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A durable timer: at ``fire_at`` the adapter puts ``event`` (JSON bytes of a history event)
+    into the instance's inbox. For a timeout (``is_timeout``), it fires only if the wait at the same
+    step still exists, and deletes that wait."""
+
+    step: int
+    fire_at: float
+    event: bytes
+    is_timeout: bool = False
+
+
+class WaitSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A wait for an event (``kind="event"``, ``key`` = event type, optional ``match`` on data keys)
+    or a channel message (``kind="message"``, ``key`` = channel) at ``step``."""
+
+    step: int
+    kind: Literal["event", "message"]
+    key: str
+    match: dict[str, Any] | None = None
+
+
+class PublishSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A channel message to store and deliver (``target`` set: sent to that instance only)."""
+
+    channel: str
+    data: Any = None
+    metadata: dict[str, str] = {}
+    sender: str | None = None
+    target: str | None = None
+
+
+class SubscriptionSpec(msgspec.Struct, frozen=True, kw_only=True):
+    channel: str
+    mode: Literal["broadcast", "competing"] = "broadcast"
+    subscribe: bool = True  # False: unsubscribe
+
+
+class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A child instance to create (idempotent on ``instance_id``)."""
+
+    instance_id: str
+    workflow: str
+    input: Any
+    started_event: bytes  # JSON of the child's WorkflowStarted event
+    parent_step: int | None  # None: the parent does not wait for the result
+
+
+class OutboxSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """An outbox message: a CloudEvent (attributes + data) for the relay to deliver."""
+
+    event: dict[str, Any]
+    destination: str | None = None
+
+
+class OutboxRecord(msgspec.Struct, kw_only=True):
+    id: int
+    instance_id: str | None
+    event: dict[str, Any]
+    destination: str | None
+    attempts: int = 0
+    status: Literal["pending", "delivered", "failed"] = "pending"
+    last_error: str | None = None
+    next_attempt_at: float = 0.0
+
+
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An external event (CloudEvent) stored by ``send_event``."""
+
+    type: str
+    data: Any = None
+    source: str = ""
+    id: str = ""
+    subject: str | None = None
+    time: str | None = None
+    extensions: dict[str, Any] = {}
+    target: str | None = None  # instance id, or None for every instance waiting on ``type``
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """What a wait registration found already available: deliver at once (no wait stored)."""
+
+    step: int
+    event: bytes  # JSON of EventReceived / MessageReceived for ``step``
+
+
+class StepCommit(msgspec.Struct, kw_only=True):
+    """Everything one step of a workflow writes, applied atomically by :meth:`Storage.commit`.
+
+    The adapter, in one transaction and in this order:
+
+    1. checks that ``owner`` still holds the lease on ``instance_id`` (else raises ``LeaseLost`` and
+       writes nothing), and extends it to ``lease_expires_at``;
+    2. deletes the inbox items ``consumed_inbox`` and appends ``events`` (JSON bytes, in order) to
+       history at positions ``history_len``, ``history_len + 1``, ...;
+    3. deletes timers and waits of ``cancel_steps``; inserts ``timers`` (ignoring one that already
+       exists for the same step); applies ``subscriptions``; inserts ``children`` (ignoring existing
+       ids) as ``pending``; stores and delivers ``publishes``; inserts ``outbox`` rows;
+    4. registers ``waits``: for each, if a matching event/message is already available (see
+       ``send_event``/``publish``), consumes it and returns a :class:`Delivery` instead of storing
+       the wait (and deletes the step's timeout timer);
+    5. sets the status: a terminal ``status`` stores ``output``/``error``, releases the lease, and,
+       if the instance has a waiting parent (``parent_step``), puts a ChildCompleted/ChildFailed
+       event (``parent_event``) into the parent's inbox and wakes it. ``status="waiting"``
+       releases the lease unless any Delivery was returned or inbox items exist that were not in
+       ``consumed_inbox`` — then the instance stays ``running`` (the result says so).
+       ``status="running"`` keeps the lease. ``recur`` (continue-as-new) moves the history to the
+       archive under the old run number, increments ``run``, sets ``input`` to ``recur_input``,
+       writes ``recur_started`` as history position 0, and makes the instance ``pending``.
+    """
+
+    instance_id: str
+    owner: str
+    lease_expires_at: float
+    history_len: int
+    events: list[bytes] = []
+    consumed_inbox: list[int] = []
+    status: InstanceStatus = "running"
+    output: Any = None
+    error: Any = None
+    timers: list[TimerSpec] = []
+    waits: list[WaitSpec] = []
+    cancel_steps: list[int] = []
+    publishes: list[PublishSpec] = []
+    subscriptions: list[SubscriptionSpec] = []
+    children: list[ChildSpec] = []
+    outbox: list[OutboxSpec] = []
+    parent_event: bytes | None = None
+    recur: bool = False
+    recur_input: Any = None
+    recur_started: bytes | None = None
+    now: float = 0.0
+
+
+class CommitResult(msgspec.Struct, kw_only=True):
+    deliveries: list[Delivery] = []
+    inbox: list[InboxItem] = []  # unconsumed inbox items seen when asked to wait
+    released: bool = False  # the lease was released (waiting or terminal)
+
+
+class Transaction(Protocol):
+    """An open database transaction used for a transactional activity."""
+
+    @property
+    def session(self) -> Any:
+        """The adapter's connection/cursor, handed to the user as ``ctx.session``."""
+
+    def commit_step(self, commit: StepCommit) -> CommitResult:
+        """Apply ``commit`` inside this transaction (same rules as :meth:`Storage.commit`)."""
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """What the runtime needs from a database. All methods are synchronous and thread-safe."""
+
+    url: str
+    #: True when ``wait_for_wakeup`` is pushed by the database (PostgreSQL LISTEN/NOTIFY).
+    notifies: bool
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply pending migrations (safe with concurrent callers); return the versions applied."""
+
+    def close(self) -> None: ...
+
+    # -- instances ----------------------------------------------------------------------------
+    def create_instance(
+        self, record: InstanceRecord, started_event: bytes
+    ) -> tuple[InstanceRecord, bool]:
+        """Insert ``record`` with ``started_event`` as history position 0, unless the id exists.
+
+        Returns (the stored record, created?). ``record`` may come with a lease already set
+        (``status="running"``) so the creating worker runs it at once without another commit.
+        """
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
+
+    def list_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        created_before: float | None = None,
+        created_after: float | None = None,
+    ) -> list[InstanceRecord]:
+        """Newest first."""
+
+    def load_history(self, instance_id: str) -> list[bytes]:
+        """The current run's history events (JSON bytes) in order."""
+
+    def load_archived_history(self, instance_id: str, run: int) -> list[bytes]: ...
+
+    def load_inbox(self, instance_id: str) -> list[InboxItem]:
+        """Inbox items in arrival order."""
+
+    # -- leases -------------------------------------------------------------------------------
+    def claim(
+        self, owner: str, *, limit: int, lease_seconds: float, now: float
+    ) -> list[InstanceRecord]:
+        """Claim up to ``limit`` claimable instances (oldest first); never one claimed by another
+        live lease. Sets status ``running``, ``lease_owner``, ``lease_expires_at``."""
+
+    def claim_instance(
+        self, instance_id: str, owner: str, *, lease_seconds: float, now: float
+    ) -> InstanceRecord | None:
+        """Claim one specific instance if it is claimable (or already held by ``owner``)."""
+
+    def heartbeat(
+        self, instance_ids: Sequence[str], owner: str, *, lease_seconds: float, now: float
+    ) -> list[str]:
+        """Extend the leases ``owner`` still holds; return the ids whose lease was lost."""
+
+    def release(self, instance_id: str, owner: str) -> None:
+        """Give an instance back (status ``pending``, no lease), e.g. on worker shutdown."""
+
+    # -- steps --------------------------------------------------------------------------------
+    def commit(self, commit: StepCommit) -> CommitResult:
+        """Apply one :class:`StepCommit` in its own transaction."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Open a transaction for a transactional activity; commits on normal exit."""
+
+    # -- waking -------------------------------------------------------------------------------
+    def fire_due_timers(self, *, now: float, limit: int = 100) -> list[str]:
+        """Move every timer due at ``now`` into its instance's inbox (exactly once across
+        workers), waking the instances; return the woken instance ids."""
+
+    def next_timer_at(self) -> float | None: ...
+
+    def send_event(self, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
+        """Store an external event, deduplicated on (source, id) when id is set; deliver it to the
+        instances waiting for it (the target only, if ``target``; else every instance waiting on
+        that type whose ``match`` fits). Undelivered, it stays available to later waits of any
+        instance created before it arrived (broadcast) or of the target. Each instance receives
+        a given event at most once. Returns (stored? (False for a duplicate), woken ids)."""
+
+    def publish(self, message: PublishSpec, *, now: float) -> list[str]:
+        """Store a channel message and deliver it: broadcast subscribers each get it once,
+        competing subscribers share it (exactly one gets it), a ``target`` gets it alone.
+        Returns the woken instance ids."""
+
+    def request_cancel(self, instance_id: str, reason: str, *, now: float) -> InstanceRecord:
+        """Put a CancelRequested event into the inbox and wake the instance.
+
+        A terminal instance is returned unchanged; an unknown id raises WorkflowNotFound."""
+
+    def wait_for_wakeup(self, timeout: float) -> bool:
+        """Block up to ``timeout`` s for a database notification that work may be available."""
+
+    # -- outbox -------------------------------------------------------------------------------
+    def claim_outbox(
+        self, owner: str, *, limit: int, now: float, lease_seconds: float
+    ) -> list[OutboxRecord]: ...
+
+    def finish_outbox(
+        self, record_id: int, *, delivered: bool, error: str | None, next_attempt_at: float | None
+    ) -> None:
+        """Mark delivered, or record the error and when to try again (None: give up, ``failed``)."""
+
+    # -- operations ---------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Counts by status and the oldest waiting instance (for operators)."""
