@@ -137,13 +137,6 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     target: str | None = None  # instance id, or None for every instance waiting on ``type``
 
 
-class Delivery(msgspec.Struct, frozen=True, kw_only=True):
-    """What a wait registration found already available: deliver at once (no wait stored)."""
-
-    step: int
-    event: bytes  # JSON of EventReceived / MessageReceived for ``step``
-
-
 class StepCommit(msgspec.Struct, kw_only=True):
     """Everything one step of a workflow writes, applied atomically by :meth:`Storage.commit`.
 
@@ -156,14 +149,17 @@ class StepCommit(msgspec.Struct, kw_only=True):
     3. deletes timers and waits of ``cancel_steps``; inserts ``timers`` (ignoring one that already
        exists for the same step); applies ``subscriptions``; inserts ``children`` (ignoring existing
        ids) as ``pending``; stores and delivers ``publishes``; inserts ``outbox`` rows;
-    4. registers ``waits``: for each, if a matching event/message is already available (see
-       ``send_event``/``publish``), consumes it and returns a :class:`Delivery` instead of storing
-       the wait (and deletes the step's timeout timer);
+    4. registers ``waits`` (ignoring one that already exists for the same step): for each, if a
+       matching event/message is already available (see ``send_event``/``publish``), consumes it
+       and puts the EventReceived/MessageReceived into the instance's *inbox* (durable: a crash
+       before the next commit loses nothing) instead of storing the wait, and deletes the step's
+       timeout timer;
     5. sets the status: a terminal ``status`` stores ``output``/``error``, releases the lease, and,
        if the instance has a waiting parent (``parent_step``), puts a ChildCompleted/ChildFailed
        event (``parent_event``) into the parent's inbox and wakes it. ``status="waiting"``
-       releases the lease unless any Delivery was returned or inbox items exist that were not in
-       ``consumed_inbox`` — then the instance stays ``running`` (the result says so).
+       releases the lease unless inbox items exist that were not in ``consumed_inbox`` (including
+       those step 4 just delivered) — then the instance stays ``running`` and the result lists
+       them in ``inbox``.
        ``status="running"`` keeps the lease. ``recur`` (continue-as-new) moves the history to the
        archive under the old run number, increments ``run``, sets ``input`` to ``recur_input``,
        writes ``recur_started`` as history position 0, and makes the instance ``pending``.
@@ -193,7 +189,6 @@ class StepCommit(msgspec.Struct, kw_only=True):
 
 
 class CommitResult(msgspec.Struct, kw_only=True):
-    deliveries: list[Delivery] = []
     inbox: list[InboxItem] = []  # unconsumed inbox items seen when asked to wait
     released: bool = False  # the lease was released (waiting or terminal)
 
@@ -257,10 +252,17 @@ class Storage(Protocol):
 
     # -- leases -------------------------------------------------------------------------------
     def claim(
-        self, owner: str, *, limit: int, lease_seconds: float, now: float
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        workflows: Sequence[str] | None = None,
     ) -> list[InstanceRecord]:
         """Claim up to ``limit`` claimable instances (oldest first); never one claimed by another
-        live lease. Sets status ``running``, ``lease_owner``, ``lease_expires_at``."""
+        live lease. Sets status ``running``, ``lease_owner``, ``lease_expires_at``. With
+        ``workflows``, only instances of those workflow names (a worker claims what it can run)."""
 
     def claim_instance(
         self, instance_id: str, owner: str, *, lease_seconds: float, now: float

@@ -41,16 +41,16 @@ def pg_dsn() -> str:
 
 @pytest.fixture
 def pg_schema_dsn(pg_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema, dropped (CASCADE) after the test."""
+    """A postgresql:// URL whose search_path is a fresh schema, dropped (CASCADE) afterwards."""
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import make_conninfo
 
     schema = f"rk_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
-        yield make_conninfo(pg_dsn, options=f"-csearch_path={schema}")
+        sep = "&" if "?" in pg_dsn else "?"
+        yield f"{pg_dsn}{sep}options=-csearch_path%3D{schema}"
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -225,6 +225,10 @@ class Interpreter:
     def finished(self) -> bool:
         return self.status != "running"
 
+    def is_outstanding(self, step: int) -> bool:
+        """Whether the command at ``step`` still waits for its outcome (not resolved/abandoned)."""
+        return step in self._pending
+
     def outstanding(self) -> list[ScheduledCommand]:
         """Every command issued and not yet resolved (what a resumed runtime must see to)."""
         return [self._scheduled_for(p) for p in self._pending.values()]
@@ -493,7 +497,7 @@ class Interpreter:
                 location=gone.location if gone else None,
                 note="" if gone else self._waiting_note(event.step),
             )
-        if not fits(event, p.command) or (
+        if not fits(event, p.command, p.fp) or (
             isinstance(p.command, ActivityCall) and event.fp and event.fp != p.fp
         ):
             raise mismatch(

@@ -1,0 +1,1 @@
+"""Integrations built on the runtime's public API (CLI; HTTP, MCP and LLM come later)."""

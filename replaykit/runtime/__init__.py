@@ -1,0 +1,1 @@
+"""The imperative shell: App, workers, leases, timers, event delivery, outbox relay."""

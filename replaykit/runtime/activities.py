@@ -1,0 +1,121 @@
+"""Running activity bodies: the ``ctx`` they get, async support, and the transactional outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from ..core.codec import to_builtins
+from ..storage import OutboxSpec
+
+
+class Outbox:
+    """``ctx.outbox``: CloudEvents written in the activity's own transaction.
+
+    >>> ctx.outbox.send({"type": "order.shipped", "source": "/orders", "data": {"id": "o1"}})
+
+    The event commits (or rolls back) with the activity's result; a relay delivers it at least
+    once. ``id``, ``specversion`` and ``time`` are filled in when missing.
+    """
+
+    def __init__(self, default_source: str) -> None:
+        self.default_source = default_source
+        self.items: list[OutboxSpec] = []
+
+    def send(self, event: Any, *, destination: str | None = None) -> str:
+        """Queue ``event`` (a dict of CloudEvent attributes plus ``data``, or an object with
+        ``get_attributes()``/``get_data()`` such as cloudevents' CloudEvent); returns its id."""
+        if hasattr(event, "get_attributes"):
+            attrs = dict(event.get_attributes())
+            attrs["data"] = event.get_data()
+        else:
+            attrs = dict(to_builtins(event, what="outbox event"))
+        if "type" not in attrs:
+            raise ValueError("an outbox event needs a 'type'")
+        attrs.setdefault("id", uuid.uuid4().hex)
+        attrs.setdefault("source", self.default_source)
+        attrs.setdefault("specversion", "1.0")
+        attrs.setdefault("time", datetime.now(UTC).isoformat())
+        attrs = to_builtins(attrs, what="outbox event")
+        self.items.append(OutboxSpec(event=attrs, destination=destination))
+        return str(attrs["id"])
+
+
+class RuntimeActivityContext:
+    """What an activity receives as ``ctx`` when run by a worker.
+
+    ``session`` is the open database transaction of a transactional activity (a
+    ``sqlite_utils.Database`` on SQLite, a ``psycopg.Connection`` on PostgreSQL; ``None`` with
+    ``transactional=False``). ``heartbeat()`` extends the instance's lease.
+    """
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        workflow: str,
+        step: int,
+        attempt: int,
+        session: Any,
+        outbox: Outbox,
+        heartbeat: Callable[[], None],
+        compensating_result: Any = None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.workflow = workflow
+        self.step = step
+        self.attempt = attempt
+        self.session = session
+        self.outbox = outbox
+        self.compensating_result = compensating_result
+        self._heartbeat = heartbeat
+
+    def heartbeat(self) -> None:
+        self._heartbeat()
+
+
+class AsyncRunner:
+    """One background event loop thread on which async activities run."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._ensure()).result()
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="replaykit-async", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
+
+
+def invoke(
+    fn: Callable[..., Any], takes_ctx: bool, ctx: Any, call: Any, runner: AsyncRunner
+) -> Any:
+    """Call an activity function (sync or async) with its arguments; return its raw result."""
+    args = (ctx, *call.args) if takes_ctx else tuple(call.args)
+    result = fn(*args, **call.kwargs)
+    if asyncio.iscoroutine(result):
+        result = runner.run(result)
+    return result

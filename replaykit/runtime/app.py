@@ -1,0 +1,418 @@
+"""``App``: the entry point. Registers workflows, runs workers, and is the client API.
+
+>>> app = App(database="sqlite:///orders.db", workflows=[order])
+>>> with app:                                   # starts workers; `async with app:` works too
+...     handle = app.start_workflow(order, OrderInput(id="o1", sku="book", qty=1, amount=20.0))
+...     app.send_event("payment.completed", {"order": "o1"}, instance_id=handle.instance_id)
+...     print(handle.result(timeout=30))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, Generic, Literal, TypeVar
+
+from ..core.codec import to_builtins
+from ..core.definitions import Activity, Registry, Workflow, default_registry
+from ..core.errors import (
+    InvalidInput,
+    ReplayKitError,
+    WorkflowCancelled,
+    WorkflowFailed,
+    WorkflowNotFound,
+)
+from ..core.history import HistoryEvent, WorkflowStarted, decode_event, encode_event
+from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
+from .clock import Clock, SystemClock
+from .hooks import HookDispatcher, LoggingHooks
+from .outbox import Deliver, OutboxRelay
+from .worker import Worker
+
+R = TypeVar("R")
+
+
+class WorkflowHandle(Generic[R]):
+    """A started instance: ask for its status or result, cancel it, send it events."""
+
+    def __init__(self, app: App, instance_id: str, workflow: Workflow[Any, R] | None) -> None:
+        self.app = app
+        self.instance_id = instance_id
+        self.workflow = workflow
+
+    def status(self) -> InstanceRecord:
+        return self.app.status(self.instance_id)
+
+    def result(self, timeout: float | None = None) -> R:
+        """Wait for the result (decoded to the workflow's return type)."""
+        value: R = self.app.result(self.instance_id, timeout=timeout)
+        return value
+
+    async def result_async(self, timeout: float | None = None) -> R:
+        return await asyncio.to_thread(self.result, timeout)
+
+    def cancel(self, reason: str = "") -> InstanceRecord:
+        return self.app.cancel(self.instance_id, reason)
+
+    def send_event(self, type: str, data: Any = None, **attrs: Any) -> None:
+        self.app.send_event(type, data, instance_id=self.instance_id, **attrs)
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle {self.instance_id}>"
+
+
+class App:
+    """Workflows, workers and client operations over one database.
+
+    ``database``: ``sqlite:///path.db`` (default ``sqlite:///replaykit.db``), ``postgresql://...``
+    or a Storage object. ``workers=False`` makes a client only (start, query, cancel, send).
+    ``lease_seconds`` (default 300, kept alive by heartbeats) is how long a crashed worker's
+    instances stay locked before another worker takes them over.
+    """
+
+    def __init__(
+        self,
+        database: str | Storage = "sqlite:///replaykit.db",
+        *,
+        workflows: Iterable[Workflow[Any, Any]] = (),
+        activities: Iterable[Activity[Any, Any]] = (),
+        registry: Registry | None = None,
+        workers: bool = True,
+        concurrency: int = 8,
+        lease_seconds: float = 300.0,
+        poll_interval: float = 1.0,
+        hooks: Sequence[Any] = (),
+        auto_migrate: bool = True,
+        clock: Clock | None = None,
+        outbox_delivery: Deliver | str | None = None,
+        outbox_mode: Literal["binary", "structured"] = "binary",
+        owner: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.database = database
+        self.registry = registry or default_registry
+        for wf in workflows:
+            self.registry.add_workflow(wf)
+        for act in activities:
+            self.registry.add_activity(act)
+        self.run_workers = workers
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.auto_migrate = auto_migrate
+        self.clock: Clock = clock or SystemClock()
+        self.hooks = HookDispatcher([LoggingHooks(), *hooks])
+        self.outbox_delivery = outbox_delivery
+        self.outbox_mode = outbox_mode
+        self.owner = owner or f"{uuid.uuid4().hex[:8]}"
+        self._storage_options = storage_options or {}
+        self._storage: Storage | None = database if not isinstance(database, str) else None
+        self._owns_storage = isinstance(database, str)
+        self._lock = threading.Lock()
+        self._finished = threading.Condition()
+        self.worker: Worker | None = None
+        self.relay: OutboxRelay | None = None
+        self.started = False
+
+    # ------------------------------------------------------------------ storage & lifecycle
+
+    @property
+    def storage(self) -> Storage:
+        """The storage adapter, opened (and migrated unless ``auto_migrate=False``) on first use."""
+        with self._lock:
+            if self._storage is None:
+                from storage_adapters import open_storage
+
+                assert isinstance(self.database, str)
+                self._storage = open_storage(
+                    self.database, auto_migrate=self.auto_migrate, **self._storage_options
+                )
+            return self._storage
+
+    def register(self, *items: Workflow[Any, Any] | Activity[Any, Any]) -> None:
+        """Register more workflows or activities (before ``start``)."""
+        for item in items:
+            if isinstance(item, Workflow):
+                self.registry.add_workflow(item)
+            else:
+                self.registry.add_activity(item)
+
+    def start(self) -> App:
+        """Start workers (and the outbox relay if configured). Idempotent."""
+        if self.started:
+            return self
+        storage = self.storage
+        if self.run_workers:
+            self.worker = Worker(
+                storage=storage,
+                registry=self.registry,
+                clock=self.clock,
+                hooks=self.hooks,
+                concurrency=self.concurrency,
+                lease_seconds=self.lease_seconds,
+                poll_interval=self.poll_interval,
+                owner=f"{self.owner}-{uuid.uuid4().hex[:6]}",
+                on_finished=self._on_finished,
+            )
+            self.worker.start()
+        if self.outbox_delivery is not None:
+            self.relay = OutboxRelay(
+                storage,
+                self.outbox_delivery,
+                mode=self.outbox_mode,
+                poll_interval=self.poll_interval,
+                clock=self.clock,
+            )
+            self.relay.start()
+        self.started = True
+        return self
+
+    def stop(self) -> None:
+        """Stop workers (instances they hold are released) and close the database."""
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
+        self.started = False
+        with self._lock:
+            if self._storage is not None and self._owns_storage:
+                self._storage.close()
+                self._storage = None
+
+    def __enter__(self) -> App:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> App:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+    # ------------------------------------------------------------------ client operations
+
+    def start_workflow(
+        self,
+        workflow: Workflow[Any, R] | str,
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+    ) -> WorkflowHandle[R]:
+        """Start an instance; with a caller-chosen ``instance_id`` starting twice is idempotent.
+
+        Raises UnknownWorkflow for an unregistered name and InvalidInput when ``input`` does not
+        encode to the workflow's input type (nothing is stored then).
+        """
+        wf = self._workflow(workflow)
+        raw = wf.encode_input(input) if wf.takes_input else None
+        instance_id = instance_id or uuid.uuid4().hex
+        if not instance_id or len(instance_id) > 200:
+            raise InvalidInput("instance_id must be a non-empty string of at most 200 characters")
+        now = self.clock.time()
+        started = WorkflowStarted(workflow=wf.name, instance_id=instance_id, input=raw, at=now)
+        worker = self.worker
+        leased = worker is not None and worker.try_reserve(instance_id)
+        record = InstanceRecord(
+            instance_id=instance_id,
+            workflow=wf.name,
+            status="running" if leased else "pending",
+            input=raw,
+            lease_owner=worker.owner if leased and worker else None,
+            lease_expires_at=now + self.lease_seconds if leased else None,
+            created_at=now,
+            updated_at=now,
+            history_len=1,
+        )
+        try:
+            stored, created = self.storage.create_instance(record, encode_event(started))
+        except BaseException:
+            if leased and worker is not None:
+                worker.unreserve(instance_id)
+            raise
+        if leased and worker is not None:
+            if created:
+                worker.submit(stored, started)
+            else:
+                worker.unreserve(instance_id)
+        elif created and worker is not None:
+            worker.wake()
+        return WorkflowHandle(self, instance_id, wf)
+
+    def status(self, instance_id: str) -> InstanceRecord:
+        """The instance's record; raises WorkflowNotFound."""
+        record = self.storage.get_instance(instance_id)
+        if record is None:
+            raise WorkflowNotFound(f"no workflow instance with id {instance_id!r}")
+        return record
+
+    def result(self, instance_id: str, *, timeout: float | None = None) -> Any:
+        """Wait until the instance ends; return its result or raise its failure.
+
+        Raises WorkflowFailed (with the error's type name and message), WorkflowCancelled, or
+        TimeoutError when ``timeout`` seconds pass first.
+        """
+        deadline = None if timeout is None else self.clock.time() + timeout
+        delay = 0.002
+        while True:
+            record = self.status(instance_id)
+            if record.status in TERMINAL_STATUSES:
+                return self._outcome(record)
+            remaining = None if deadline is None else deadline - self.clock.time()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(
+                    f"instance {instance_id!r} is still {record.status} after {timeout} s"
+                )
+            wait = delay if remaining is None else min(delay, remaining)
+            with self._finished:
+                self._finished.wait(wait)
+            delay = min(delay * 2, self.poll_interval)
+
+    def _outcome(self, record: InstanceRecord) -> Any:
+        if record.status == "completed":
+            wf = self.registry.workflows.get(record.workflow)
+            return wf.decode_result(record.output) if wf is not None else record.output
+        error = record.error or {}
+        type_name = str(error.get("type", "")) if isinstance(error, dict) else ""
+        message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
+        if record.status == "cancelled":
+            raise WorkflowCancelled(
+                f"instance {record.instance_id!r} was cancelled: {message}", reason=message
+            )
+        raise WorkflowFailed(
+            f"instance {record.instance_id!r} failed: {type_name}: {message}",
+            instance_id=record.instance_id,
+            type_name=type_name,
+            status=record.status,
+        )
+
+    def cancel(self, instance_id: str, reason: str = "") -> InstanceRecord:
+        """Ask an instance to cancel: the workflow gets WorkflowCancelled at its current yield
+        and its compensations run. A finished instance is returned unchanged."""
+        record = self.storage.request_cancel(instance_id, reason, now=self.clock.time())
+        self._wake()
+        return record
+
+    def send_event(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        instance_id: str | None = None,
+        source: str = "replaykit",
+        id: str = "",
+        subject: str | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> bool:
+        """Store an event and wake the instances waiting for it.
+
+        With ``instance_id`` only that instance receives it (it is kept until the instance waits
+        for it); without, every instance waiting for ``type`` now or later (among those that
+        existed when it arrived) receives it once. With ``id`` set, an event with the same
+        (source, id) is stored once. Returns False for a duplicate.
+        """
+        if instance_id is not None and self.storage.get_instance(instance_id) is None:
+            raise WorkflowNotFound(f"cannot send event {type!r}: no instance {instance_id!r}")
+        event = StoredEvent(
+            type=type,
+            data=to_builtins(data, what="event data"),
+            source=source,
+            id=id,
+            subject=subject,
+            extensions=dict(extensions or {}),
+            target=instance_id,
+        )
+        stored, woken = self.storage.send_event(event, now=self.clock.time())
+        if woken:
+            self._wake()
+        return stored
+
+    def publish(
+        self, channel: str, data: Any = None, metadata: dict[str, str] | None = None
+    ) -> None:
+        """Publish a message on ``channel`` from outside any workflow."""
+        spec = PublishSpec(
+            channel=channel, data=to_builtins(data, what="message data"), metadata=metadata or {}
+        )
+        if self.storage.publish(spec, now=self.clock.time()):
+            self._wake()
+
+    def send_message(
+        self,
+        instance_id: str,
+        channel: str,
+        data: Any = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Send a message on ``channel`` directly to one instance."""
+        if self.storage.get_instance(instance_id) is None:
+            raise WorkflowNotFound(f"cannot send a message: no instance {instance_id!r}")
+        spec = PublishSpec(
+            channel=channel,
+            data=to_builtins(data, what="message data"),
+            metadata=metadata or {},
+            target=instance_id,
+        )
+        if self.storage.publish(spec, now=self.clock.time()):
+            self._wake()
+
+    def list_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[InstanceRecord]:
+        """Instances, newest first, filtered by workflow name and status."""
+        return self.storage.list_instances(
+            workflow=workflow, status=status, limit=limit, offset=offset
+        )
+
+    def history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current run's history events, decoded."""
+        self.status(instance_id)
+        return [decode_event(b) for b in self.storage.load_history(instance_id)]
+
+    # async mirrors of the client API
+    async def start_workflow_async(
+        self, workflow: Workflow[Any, R] | str, input: Any = None, *, instance_id: str | None = None
+    ) -> WorkflowHandle[R]:
+        return await asyncio.to_thread(
+            self.start_workflow, workflow, input, instance_id=instance_id
+        )
+
+    async def result_async(self, instance_id: str, *, timeout: float | None = None) -> Any:
+        return await asyncio.to_thread(self.result, instance_id, timeout=timeout)
+
+    async def send_event_async(self, type: str, data: Any = None, **kwargs: Any) -> bool:
+        return await asyncio.to_thread(self.send_event, type, data, **kwargs)
+
+    async def cancel_async(self, instance_id: str, reason: str = "") -> InstanceRecord:
+        return await asyncio.to_thread(self.cancel, instance_id, reason)
+
+    # ------------------------------------------------------------------ internals
+
+    def _workflow(self, workflow: Workflow[Any, R] | str) -> Workflow[Any, R]:
+        if isinstance(workflow, Workflow):
+            if self.registry.workflows.get(workflow.name) is not workflow:
+                self.registry.add_workflow(workflow)
+            return workflow
+        found: Workflow[Any, R] = self.registry.workflow(workflow)
+        return found
+
+    def _on_finished(self, instance_id: str) -> None:
+        with self._finished:
+            self._finished.notify_all()
+
+    def _wake(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+
+__all__ = ["App", "ReplayKitError", "WorkflowHandle"]

@@ -1,0 +1,88 @@
+"""Lifecycle hooks: attach logging, metrics or tracing to workflows and activities.
+
+>>> class Printer:
+...     def activity_completed(self, instance_id, step, name, attempt, duration):
+...         print(f"{instance_id} step {step}: {name} done in {duration:.3f}s")
+>>> app = App(database="sqlite:///demo.db", hooks=[Printer()])
+
+A hook object implements any subset of the methods of :class:`Hooks`; an exception inside a hook
+is logged and never disturbs the workflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger("replaykit.runtime")
+
+
+class Hooks:
+    """Every hook method with its arguments (all no-ops here; subclass or duck-type)."""
+
+    def workflow_started(self, instance_id: str, workflow: str) -> None: ...
+    def workflow_resumed(self, instance_id: str, workflow: str, history_len: int) -> None: ...
+    def workflow_completed(self, instance_id: str, workflow: str) -> None: ...
+    def workflow_failed(self, instance_id: str, workflow: str, error: Any) -> None: ...
+    def workflow_cancelled(self, instance_id: str, workflow: str) -> None: ...
+    def activity_started(self, instance_id: str, step: int, name: str, attempt: int) -> None: ...
+    def activity_completed(
+        self, instance_id: str, step: int, name: str, attempt: int, duration: float
+    ) -> None: ...
+    def activity_failed(
+        self, instance_id: str, step: int, name: str, attempt: int, error: BaseException
+    ) -> None: ...
+    def activity_retried(
+        self, instance_id: str, step: int, name: str, attempt: int, delay: float
+    ) -> None: ...
+    def compensated(self, instance_id: str, step: int, name: str, ok: bool) -> None: ...
+
+
+class HookDispatcher:
+    """Calls a method on every hook that has it, logging (never raising) hook errors."""
+
+    def __init__(self, hooks: Sequence[Any]) -> None:
+        self.hooks = list(hooks)
+
+    def emit(self, method: str, *args: Any) -> None:
+        for hook in self.hooks:
+            fn = getattr(hook, method, None)
+            if fn is None:
+                continue
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("hook %s.%s failed", type(hook).__name__, method)
+
+
+class LoggingHooks(Hooks):
+    """Structured log records for every lifecycle step (logger ``replaykit.lifecycle``)."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.log = logger or logging.getLogger("replaykit.lifecycle")
+
+    def _info(self, msg: str, instance_id: str, workflow: str = "", step: int = 0) -> None:
+        extra = {"instance_id": instance_id, "workflow": workflow, "step": step}
+        self.log.info(msg, extra=extra)
+
+    def workflow_started(self, instance_id: str, workflow: str) -> None:
+        self._info(f"workflow {workflow} started", instance_id, workflow)
+
+    def workflow_completed(self, instance_id: str, workflow: str) -> None:
+        self._info(f"workflow {workflow} completed", instance_id, workflow)
+
+    def workflow_failed(self, instance_id: str, workflow: str, error: Any) -> None:
+        self._info(f"workflow {workflow} failed: {error}", instance_id, workflow)
+
+    def activity_completed(
+        self, instance_id: str, step: int, name: str, attempt: int, duration: float
+    ) -> None:
+        self._info(f"activity {name} completed in {duration:.4f}s", instance_id, step=step)
+
+    def activity_retried(
+        self, instance_id: str, step: int, name: str, attempt: int, delay: float
+    ) -> None:
+        self._info(
+            f"activity {name} retries in {delay}s (attempt {attempt})", instance_id, step=step
+        )

@@ -1,0 +1,294 @@
+"""A worker: claims runnable instances under a lease and runs them on a pool of threads.
+
+Threads (all daemon, all stopped by :meth:`Worker.stop`):
+
+* dispatcher  claims instances while there is capacity; woken at once by local starts, local
+              event deliveries and database notifications, else polls every ``poll_interval``
+* timers      fires due timers (exactly once across workers) at their time, not on a fixed tick
+* heartbeat   extends the leases of the instances this worker holds
+* listener    (PostgreSQL) turns LISTEN/NOTIFY notifications into wake-ups
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..core.definitions import Registry
+from ..core.errors import LeaseLost, ReplayKitError, StorageError
+from ..core.history import WorkflowStarted
+from ..storage import InstanceRecord, Storage
+from .activities import AsyncRunner
+from .clock import Clock
+from .executor import InstanceExecutor
+from .hooks import HookDispatcher
+
+log = logging.getLogger("replaykit.worker")
+
+
+def import_error_class(type_name: str) -> type[BaseException] | None:
+    """Resolve ``module.QualName`` to an exception class by importing its module (shell only)."""
+    module_name, _, qualname = type_name.rpartition(".")
+    while module_name:
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError:
+            module_name, _, head = module_name.rpartition(".")
+            qualname = f"{head}.{qualname}"
+            continue
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return None
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            return obj
+        return None
+    return None
+
+
+class Worker:
+    """Runs workflow instances of ``registry`` from ``storage``; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        registry: Registry,
+        clock: Clock,
+        hooks: HookDispatcher,
+        concurrency: int = 8,
+        lease_seconds: float = 300.0,
+        poll_interval: float = 1.0,
+        owner: str | None = None,
+        on_finished: Callable[[str], None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.clock = clock
+        self.hooks = hooks
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        self.async_runner = AsyncRunner()
+        self.stopping = False
+        self._on_finished = on_finished
+        self._lock = threading.Lock()
+        self._active: dict[str, InstanceExecutor | None] = {}
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._timer_wake = threading.Event()
+        self._next_timer: float | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
+        self._error_cache: dict[str, type[BaseException] | None] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.stopping = False
+        self._stopped.clear()
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="replaykit-run")
+        loops: list[tuple[str, Callable[[], None]]] = [
+            ("dispatcher", self._dispatch_loop),
+            ("timers", self._timer_loop),
+            ("heartbeat", self._heartbeat_loop),
+        ]
+        if self.storage.notifies:
+            loops.append(("listener", self._listen_loop))
+        for name, target in loops:
+            thread = threading.Thread(target=target, name=f"replaykit-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._stopped.set()
+        self._wake.set()
+        self._timer_wake.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.async_runner.close()
+
+    # ------------------------------------------------------------------ signals
+
+    def wake(self) -> None:
+        """Look for runnable instances now."""
+        self._wake.set()
+
+    def timer_scheduled(self, fire_at: float) -> None:
+        with self._lock:
+            if self._next_timer is None or fire_at < self._next_timer:
+                self._next_timer = fire_at
+                self._timer_wake.set()
+
+    def instance_finished(self, executor: InstanceExecutor) -> None:
+        interp = executor.interp
+        name = executor.workflow.name
+        status = interp.status
+        if status == "completed":
+            self.hooks.emit("workflow_completed", executor.instance_id, name)
+        elif status == "failed":
+            self.hooks.emit("workflow_failed", executor.instance_id, name, interp.error)
+        elif status == "cancelled":
+            self.hooks.emit("workflow_cancelled", executor.instance_id, name)
+        else:  # continued as new: the next run is pending
+            self.wake()
+        if self._on_finished is not None:
+            self._on_finished(executor.instance_id)
+
+    def resolve_error(self, type_name: str) -> type[BaseException] | None:
+        if type_name not in self._error_cache:
+            found = self.registry.resolve_error(type_name) or import_error_class(type_name)
+            self._error_cache[type_name] = found
+        return self._error_cache[type_name]
+
+    # ------------------------------------------------------------------ running instances
+
+    def try_reserve(self, instance_id: str) -> bool:
+        """Reserve a slot for an instance this process is about to create with a lease."""
+        with self._lock:
+            if self.stopping or self._pool is None or len(self._active) >= self.concurrency:
+                return False
+            if instance_id in self._active:
+                return False
+            self._active[instance_id] = None
+            return True
+
+    def unreserve(self, instance_id: str) -> None:
+        with self._lock:
+            self._active.pop(instance_id, None)
+
+    def submit(self, record: InstanceRecord, started: WorkflowStarted | None = None) -> None:
+        """Run a record this worker holds the lease for (slot already reserved)."""
+        assert self._pool is not None
+        self._pool.submit(self._run, record, started)
+
+    def _run(self, record: InstanceRecord, started: WorkflowStarted | None) -> None:
+        instance_id = record.instance_id
+        try:
+            executor = InstanceExecutor(self, record, started=started)
+            with self._lock:
+                self._active[instance_id] = executor
+            executor.run()
+        except LeaseLost:
+            log.warning("lease on %s lost; another worker took it over", instance_id)
+        except StorageError:
+            log.exception("database error while running %s; releasing it", instance_id)
+            self.release(instance_id)
+        except Exception:
+            # A broken replay (NonDeterminismError) or a bug: keep the lease so the instance is
+            # retried only when the lease expires (after a fix is deployed), never in a hot loop.
+            log.exception(
+                "instance %s cannot run; it is retried when its lease expires", instance_id
+            )
+        finally:
+            with self._lock:
+                self._active.pop(instance_id, None)
+            self._wake.set()
+
+    def release(self, instance_id: str) -> None:
+        try:
+            self.storage.release(instance_id, self.owner)
+        except ReplayKitError:
+            log.exception("could not release %s", instance_id)
+
+    def heartbeat_now(self, instance_id: str) -> None:
+        lost = self.storage.heartbeat(
+            [instance_id], self.owner, lease_seconds=self.lease_seconds, now=self.clock.time()
+        )
+        if lost:
+            self._mark_lost(lost)
+
+    def _mark_lost(self, ids: list[str]) -> None:
+        with self._lock:
+            for instance_id in ids:
+                executor = self._active.get(instance_id)
+                if executor is not None:
+                    executor.lost = True
+
+    def active_count(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    # ------------------------------------------------------------------ loops
+
+    def _dispatch_loop(self) -> None:
+        while not self.stopping:
+            self._wake.clear()
+            names = sorted(self.registry.workflows)
+            with self._lock:
+                free = self.concurrency - len(self._active)
+            claimed: list[InstanceRecord] = []
+            if free > 0:
+                try:
+                    claimed = self.storage.claim(
+                        self.owner,
+                        limit=free,
+                        lease_seconds=self.lease_seconds,
+                        now=self.clock.time(),
+                        workflows=names,
+                    )
+                except ReplayKitError:
+                    log.exception("claiming instances failed")
+            for record in claimed:
+                with self._lock:
+                    self._active[record.instance_id] = None
+                self.submit(record)
+            if claimed and len(claimed) == free:
+                continue
+            self._wake.wait(self.poll_interval)
+
+    def _timer_loop(self) -> None:
+        while not self.stopping:
+            self._timer_wake.clear()
+            now = self.clock.time()
+            try:
+                woken = self.storage.fire_due_timers(now=now)
+                if woken:
+                    self._wake.set()
+                next_at = self.storage.next_timer_at()
+            except ReplayKitError:
+                log.exception("firing timers failed")
+                next_at = None
+            with self._lock:
+                self._next_timer = next_at
+            delay = self.poll_interval if next_at is None else next_at - self.clock.time()
+            if delay > 0:
+                self._timer_wake.wait(min(delay, self.poll_interval))
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(self.lease_seconds / 3.0, 0.05)
+        while not self._stopped.wait(interval):
+            with self._lock:
+                ids = [i for i, e in self._active.items() if e is not None]
+            if not ids or self.stopping:
+                continue
+            try:
+                lost = self.storage.heartbeat(
+                    ids, self.owner, lease_seconds=self.lease_seconds, now=self.clock.time()
+                )
+            except ReplayKitError:
+                log.exception("heartbeat failed")
+                continue
+            if lost:
+                self._mark_lost(lost)
+
+    def _listen_loop(self) -> None:
+        while not self.stopping:
+            try:
+                if self.storage.wait_for_wakeup(0.5):
+                    self._wake.set()
+                    self._timer_wake.set()
+            except ReplayKitError:
+                log.exception("listening for notifications failed")
+                self._stopped.wait(self.poll_interval)
