@@ -132,6 +132,7 @@ class TestRun:
         self.instance_id = instance_id
         self.parent: tuple[TestRun, int] | None = parent
         self.history: list[Event] = []
+        self.archived: list[list[Event]] = []  # histories of earlier runs (ended with Recur)
         self.interpreter = Interpreter(wf, instance_id=instance_id, registry=env.registry)
         self.decision = Decision()
         self.waits: dict[int, WaitEvent | Receive] = {}
@@ -236,8 +237,28 @@ class TestRun:
             self.env.cancel_timers(self, step)
         for scheduled in decision.commands:
             self.env.execute(self, scheduled)
-        if decision.finished and self.parent is not None:
+        if decision.status == "continued":
+            self._continue_as_new(decision.recur_input)
+        elif decision.finished and self.parent is not None:
             self.env.child_finished(self)
+
+    def _continue_as_new(self, new_input: Any) -> None:
+        """Archive this run's history and start the next run of the same instance (Recur)."""
+        self.archived.append(self.history)
+        self.history = []
+        self.waits.clear()
+        self.interpreter = Interpreter(
+            self.workflow, instance_id=self.instance_id, registry=self.env.registry
+        )
+        started = WorkflowStarted(
+            workflow=self.workflow.name,
+            instance_id=self.instance_id,
+            input=new_input,
+            run=len(self.archived) + 1,
+            continued_from=self.instance_id,
+            parent_id=self.parent[0].instance_id if self.parent else None,
+        )
+        self.env.enqueue(self, started)
 
     def _deliver_waiting(self) -> None:
         for step, wait in sorted(self.waits.items()):
@@ -297,7 +318,6 @@ class WorkflowEnvironment:
         self._queue: deque[tuple[TestRun, Event]] = deque()
         self._timers: list[tuple[float, int, str, int, Event]] = []
         self._timer_seq = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
 
     # -- starting -------------------------------------------------------------------------------
@@ -342,8 +362,18 @@ class WorkflowEnvironment:
         run = TestRun(self, wf, first.instance_id, None)
         self.runs[first.instance_id] = run
         run.history = list(history)
+        issued = _issue_times(wf, history, self.registry)
         decision = run.interpreter.feed(history, replaying=True)
-        run._apply(msgspec.structs.replace(decision, commands=tuple(run.interpreter.outstanding())))
+        self.clock.now = max(self.clock.now, history[-1].at)
+        run._apply(msgspec.structs.replace(decision, commands=()))
+        for scheduled in run.interpreter.outstanding():
+            # Durable timers keep their original deadlines: re-issue each command at the time
+            # it was first issued (timers then fire when due, as after a real crash).
+            now, self.clock.now = self.clock.now, issued.get(scheduled.step, self.clock.now)
+            try:
+                self.execute(run, scheduled)
+            finally:
+                self.clock.now = now
         self.run_until_idle()
         return run
 
@@ -448,9 +478,7 @@ class WorkflowEnvironment:
         args = (ctx, *call.args) if takes_ctx else call.args
         result = fn(*args, **call.kwargs)
         if asyncio.iscoroutine(result):
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-            result = self._loop.run_until_complete(result)
+            result = asyncio.run(result)  # a fresh loop, closed again (no unclosed-loop warning)
         return to_builtins(result, what=f"result of activity {call.name!r}")
 
     def _run_activity(
@@ -550,6 +578,18 @@ class WorkflowEnvironment:
             assert d.error is not None
             event = ChildFailed(step=step, name=name, child_id=child.instance_id, error=d.error)
         self.enqueue(parent, event)
+
+
+def _issue_times(
+    wf: Workflow[Any, Any], history: list[Event], registry: Registry
+) -> dict[int, float]:
+    """When each step's latest command was issued: the ``at`` of the event that issued it."""
+    shadow = Interpreter(wf, instance_id=getattr(history[0], "instance_id", ""), registry=registry)
+    issued: dict[int, float] = {}
+    for event in history:
+        for scheduled in shadow.feed([event]).commands:
+            issued[scheduled.step] = event.at
+    return issued
 
 
 class ReplayCheck(msgspec.Struct, kw_only=True):

@@ -54,9 +54,13 @@ def decode(data: bytes | str, *, what: str = "value") -> Any:
         raise InvalidInput(f"{what} is not valid JSON: {exc}") from exc
 
 
+# Values that are their own JSON builtins: no conversion needed (the replay fast path).
+PLAIN_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
 def convert(raw: Any, tp: Any, *, what: str = "value") -> Any:
     """Convert JSON builtins ``raw`` to the annotated type ``tp`` (``Any``/None: unchanged)."""
-    if tp is None or tp is Any:
+    if tp is None or tp is Any or (type(raw) is tp and tp in PLAIN_TYPES):
         return raw
     validate = getattr(tp, "model_validate", None)
     if isinstance(tp, type) and callable(validate):
@@ -77,4 +81,4 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-__all__ = ["convert", "decode", "encode", "fingerprint", "to_builtins"]
+__all__ = ["PLAIN_TYPES", "convert", "decode", "encode", "fingerprint", "to_builtins"]

@@ -11,13 +11,13 @@ of what the code yields now with what history recorded at the same step.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
-from .codec import fingerprint, to_builtins
+from .codec import PLAIN_TYPES, fingerprint, to_builtins
 from .retry import RetryPolicy
 
 R = TypeVar("R")
@@ -61,8 +61,12 @@ class ActivityCall(Command, Generic[R], frozen=True):
 
     def args_fingerprint(self) -> str:
         """Fingerprint of the arguments (raises InvalidInput when they are not encodable)."""
-        what = f"arguments of activity {self.name!r}"
-        return fingerprint(to_builtins(self.args, what=what), to_builtins(self.kwargs, what=what))
+        args: Any = self.args
+        kwargs: Any = self.kwargs
+        if kwargs or any(type(a) not in PLAIN_TYPES for a in args):
+            what = f"arguments of activity {self.name!r}"
+            args, kwargs = to_builtins((args, kwargs), what=what)
+        return fingerprint(args, kwargs)  # plain arguments encode the same without conversion
 
     def __iter__(self) -> Generator[Command, Any, R]:
         result = yield self
@@ -248,7 +252,7 @@ class All(Command, frozen=True):
     order). With ``settled=True`` it never raises: failed members appear as exception objects.
     """
 
-    members: tuple[Any, ...]
+    members: Sequence[Any]  # any sequence; stored as a tuple
     settled: bool = False
 
     def __post_init__(self) -> None:
@@ -269,7 +273,7 @@ class AnyOf(Command, frozen=True):
     timers and waits of the other members are cancelled. Exported as ``replaykit.Any`` too.
     """
 
-    members: tuple[Any, ...]
+    members: Sequence[Any]  # any sequence; stored as a tuple
     cancel_losers: bool = True
 
     def __post_init__(self) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import builtins
 import inspect
-from collections.abc import Awaitable, Callable, Generator
+import sys
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, get_type_hints, overload
 
 from .codec import convert, to_builtins
@@ -223,14 +224,40 @@ class Registry:
             candidate = getattr(builtins, short, None)
             if isinstance(candidate, type) and issubclass(candidate, BaseException):
                 return candidate
+        return _imported_error(type_name)
+
+
+def _imported_error(type_name: str) -> type[BaseException] | None:
+    """The exception class named ``module.Qual.Name`` if its module is imported (never imports)."""
+    parts = type_name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        found: Any = sys.modules.get(".".join(parts[:cut]))
+        if found is None:
+            continue
+        for attr in parts[cut:]:
+            found = getattr(found, attr, None)
+        if isinstance(found, type) and issubclass(found, BaseException):
+            return found
         return None
+    return None
 
 
 default_registry = Registry()
 
 
+class _ActivityDecorator(Protocol):
+    """What ``@activity(...)`` with options returns: keeps the decorated function's result type."""
+
+    @overload
+    def __call__(self, fn: Callable[..., Coroutine[Any, Any, R]], /) -> Activity[..., R]: ...
+    @overload
+    def __call__(self, fn: Callable[..., R], /) -> Activity[..., R]: ...
+
+
+# Coroutine (not Awaitable) in the first overload: with Awaitable, mypy finds both overloads
+# matching an ``async def`` whose signature mentions Any and infers Activity[Any, Any].
 @overload
-def activity(fn: Callable[..., Awaitable[R]], /) -> Activity[..., R]: ...
+def activity(fn: Callable[..., Coroutine[Any, Any, R]], /) -> Activity[..., R]: ...
 @overload
 def activity(fn: Callable[..., R], /) -> Activity[..., R]: ...
 @overload
@@ -241,7 +268,7 @@ def activity(
     compensate: Activity[Any, Any] | Callable[..., Any] | None = None,
     transactional: bool = True,
     timeout: float | None = None,
-) -> Callable[[Callable[..., Any]], Activity[..., Any]]: ...
+) -> _ActivityDecorator: ...
 
 
 def activity(

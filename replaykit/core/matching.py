@@ -85,8 +85,12 @@ def recorded_description(event: StepEvent) -> str:
     return f"{kind} {event.name!r}" if event.name else kind
 
 
-def fits(event: StepEvent, command: Command) -> bool:
-    """Whether ``event`` can be the outcome of ``command`` (kind, name and argument fingerprint)."""
+def fits(event: StepEvent, command: Command, fp: str | None = None) -> bool:
+    """Whether ``event`` can be the outcome of ``command`` (kind, name and argument fingerprint).
+
+    ``fp`` is the command's argument fingerprint when the caller already has it (saves hashing
+    the arguments again on every replayed step).
+    """
     if isinstance(event, ValueRecorded | EffectApplied):
         expected = _VALUE_KINDS.get(event.kind)
         if isinstance(event, ValueRecorded):
@@ -99,10 +103,11 @@ def fits(event: StepEvent, command: Command) -> bool:
         if not isinstance(command, allowed):
             return False
     target = command.call if isinstance(command, Compensate) else command
-    _, name, fp = target.identity()
-    if event.name != name:
-        return False
-    return not (event.fp and isinstance(target, ActivityCall) and event.fp != fp)
+    if isinstance(target, ActivityCall):
+        if event.name != target.name:
+            return False
+        return not event.fp or event.fp == (fp or target.args_fingerprint())
+    return event.name == target.identity()[1]
 
 
 def mismatch(

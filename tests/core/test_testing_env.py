@@ -1,0 +1,422 @@
+"""replaykit.testing: in-memory runs with a virtual clock, fakes, events, replay checks."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Generator
+from typing import Any
+
+import msgspec
+import pytest
+
+from replaykit import (
+    ActivityError,
+    ChildWorkflowError,
+    Command,
+    Interpreter,
+    Message,
+    Now,
+    Publish,
+    Random,
+    Receive,
+    Recur,
+    SideEffect,
+    Sleep,
+    Subscribe,
+    Uuid,
+    WaitEvent,
+    WorkflowFailed,
+    activity,
+    register_error,
+    workflow,
+)
+from replaykit.core.history import ValueRecorded, WorkflowStarted
+from replaykit.testing import WorkflowEnvironment, WorkflowStuck, replay_check
+
+DAY = 86400.0
+
+
+class PaymentDeclined(Exception):
+    """A business error raised by an activity and caught by type in the workflow."""
+
+
+class Receipt(msgspec.Struct):
+    order: str
+    amount: float
+
+
+@dataclasses.dataclass
+class Summary:
+    order: str
+    paid: float
+
+
+@activity(name="te_charge")
+def te_charge(ctx: Any, order: str, amount: float) -> Receipt:
+    if amount > 100:
+        raise PaymentDeclined(f"{amount} is over the limit")
+    return Receipt(order=order, amount=amount)
+
+
+@activity(name="te_fetch")
+async def te_fetch(ctx: Any, key: str) -> str:
+    await asyncio.sleep(0)
+    return f"fetched {key}"
+
+
+@workflow(name="te_order")
+def te_order(ctx: Any, amount: float) -> Generator[Command, Any, Summary]:
+    receipt = yield from te_charge("o1", amount)
+    assert isinstance(receipt, Receipt)
+    yield Sleep(30 * DAY)
+    return Summary(order=receipt.order, paid=receipt.amount)
+
+
+@workflow(name="te_declines")
+def te_declines(ctx: Any, amount: float) -> Generator[Command, Any, str]:
+    try:
+        yield te_charge("o1", amount)
+    except PaymentDeclined as exc:
+        assert isinstance(exc, ActivityError)
+        return f"declined: {exc.message}"
+    return "paid"
+
+
+# -- activities -----------------------------------------------------------------------------------
+
+
+def test_a_fake_replaces_the_activity_by_name() -> None:
+    env = WorkflowEnvironment(
+        activities={"te_charge": lambda ctx, order, amount: {"order": order, "amount": 1.0}}
+    )
+    assert env.run(te_order, 500.0) == Summary(order="o1", paid=1.0)
+
+
+def test_an_activity_without_a_fake_runs_for_real_and_calls_are_recorded() -> None:
+    run = WorkflowEnvironment().start(te_order, 20.0).run_to_completion()
+    assert run.activity_calls == [("te_charge", ("o1", 20.0), {})]
+
+
+def test_async_activities_are_awaited() -> None:
+    @workflow(name="te_async")
+    def uses_async(ctx: Any) -> Generator[Command, Any, str]:
+        text = yield te_fetch("k")
+        return str(text)
+
+    assert WorkflowEnvironment().run(uses_async) == "fetched k"
+
+
+def test_results_are_decoded_to_structs_and_dataclasses() -> None:
+    result = WorkflowEnvironment().run(te_order, 20.0)
+    assert result == Summary(order="o1", paid=20.0)
+
+
+def test_activities_can_send_to_the_outbox() -> None:
+    @activity(name="te_notify")
+    def notify(ctx: Any, text: str) -> None:
+        ctx.outbox.send({"text": text})
+
+    @workflow(name="te_notifies")
+    def notifies(ctx: Any) -> Generator[Command, Any, None]:
+        yield notify("hi")
+
+    env = WorkflowEnvironment()
+    env.run(notifies)
+    assert env.outbox.sent == [{"text": "hi"}]
+
+
+# -- typed failures -------------------------------------------------------------------------------
+
+
+def test_except_payment_declined_catches_an_activity_failure() -> None:
+    assert WorkflowEnvironment().run(te_declines, 500.0) == "declined: 500.0 is over the limit"
+
+
+def test_except_payment_declined_works_after_replay_from_history() -> None:
+    run = WorkflowEnvironment().start(te_declines, 500.0).run_to_completion()
+    decision = Interpreter(te_declines, instance_id=run.instance_id).feed(
+        run.history, replaying=True
+    )
+    assert decision.result == "declined: 500.0 is over the limit"
+
+
+def test_except_payment_declined_works_after_resuming_from_stored_json() -> None:
+    from replaykit.core.history import decode_history, encode_history
+
+    run = WorkflowEnvironment().start(te_declines, 500.0).run_to_completion()
+    stored = decode_history(encode_history(run.history[:-1]))  # crash before the last event
+    resumed = WorkflowEnvironment().resume(te_declines, stored)
+    assert resumed.result() == "declined: 500.0 is over the limit"
+
+
+def test_a_local_error_class_is_resolved_once_registered() -> None:
+    @register_error
+    class LocalDeclined(Exception):
+        pass
+
+    def decline(ctx: Any, order: str, amount: float) -> None:
+        raise LocalDeclined("nope")
+
+    @workflow(name="te_local_error")
+    def local(ctx: Any) -> Generator[Command, Any, str]:
+        try:
+            yield te_charge("o1", 1.0)
+        except LocalDeclined:
+            return "caught by type"
+        return "paid"
+
+    assert WorkflowEnvironment(activities={"te_charge": decline}).run(local) == "caught by type"
+
+
+def test_a_failed_workflow_raises_workflow_failed_with_the_type_name() -> None:
+    @workflow(name="te_uncaught")
+    def uncaught(ctx: Any) -> Generator[Command, Any, None]:
+        yield te_charge("o1", 500.0)
+
+    with pytest.raises(WorkflowFailed) as info:
+        WorkflowEnvironment().run(uncaught)
+    assert info.value.type_name.endswith("PaymentDeclined")
+    assert info.value.status == "failed"
+
+
+# -- virtual clock --------------------------------------------------------------------------------
+
+
+def test_a_sleep_of_30_days_completes_at_once_on_the_virtual_clock() -> None:
+    env = WorkflowEnvironment()
+    begin = env.clock.now
+    wall = time.perf_counter()
+    env.run(te_order, 20.0)
+    assert time.perf_counter() - wall < 1.0
+    assert env.clock.now - begin == 30 * DAY
+
+
+def test_advance_fires_only_the_timers_that_are_due() -> None:
+    env = WorkflowEnvironment()
+    run = env.start(te_order, 20.0)
+    run.advance(29 * DAY)
+    assert not run.finished
+    run.advance(DAY)
+    assert run.status == "completed"
+
+
+# -- events and messages --------------------------------------------------------------------------
+
+
+@workflow(name="te_waits")
+def te_waits(ctx: Any) -> Generator[Command, Any, Any]:
+    ev = yield WaitEvent("paid", match={"order": "o1"})
+    return ev.data
+
+
+def test_an_event_sent_after_the_wait_resumes_the_workflow() -> None:
+    run = WorkflowEnvironment().start(te_waits)
+    assert run.status == "running"
+    run.send_event("paid", {"order": "o1"})
+    assert run.result() == {"order": "o1"}
+
+
+def test_an_event_sent_before_the_wait_is_kept_until_the_workflow_waits() -> None:
+    @workflow(name="te_late_wait")
+    def late_wait(ctx: Any) -> Generator[Command, Any, Any]:
+        yield Sleep(60)
+        ev = yield WaitEvent("paid")
+        return ev.data
+
+    run = WorkflowEnvironment().start(late_wait)
+    run.send_event("paid", 42)
+    assert run.result() == 42
+
+
+def test_an_event_that_does_not_match_is_not_delivered() -> None:
+    run = WorkflowEnvironment().start(te_waits)
+    run.send_event("paid", {"order": "other"})
+    with pytest.raises(WorkflowStuck, match="WaitEvent 'paid'"):
+        run.result()
+
+
+def test_send_message_is_received_with_its_metadata() -> None:
+    @workflow(name="te_receives")
+    def receives(ctx: Any) -> Generator[Command, Any, Any]:
+        msg = yield Receive("inbox", timeout=60)
+        assert isinstance(msg, Message)
+        return [msg.data, msg.metadata]
+
+    run = WorkflowEnvironment().start(receives)
+    run.send_message("inbox", {"x": 1}, metadata={"from": "test"})
+    assert run.result() == [{"x": 1}, {"from": "test"}]
+
+
+def test_a_published_message_reaches_a_subscriber() -> None:
+    @workflow(name="te_subscriber")
+    def subscriber(ctx: Any) -> Generator[Command, Any, Any]:
+        yield Subscribe("news")
+        msg = yield Receive("news")
+        return msg.data
+
+    @workflow(name="te_publisher")
+    def publisher(ctx: Any) -> Generator[Command, Any, None]:
+        yield Publish("news", "hello")
+
+    env = WorkflowEnvironment()
+    sub = env.start(subscriber)
+    env.run(publisher)
+    assert sub.result() == "hello"
+    assert [m.data for m in env.published] == ["hello"]
+
+
+# -- cancellation, children, recur ----------------------------------------------------------------
+
+
+def test_cancel_runs_compensations_in_reverse_order() -> None:
+    undone: list[str] = []
+
+    @activity(name="te_unbook")
+    def unbook(ctx: Any, what: str) -> None:
+        undone.append(what)
+
+    @activity(name="te_book", compensate=unbook)
+    def book(ctx: Any, what: str) -> str:
+        return what
+
+    @workflow(name="te_trip")
+    def trip(ctx: Any) -> Generator[Command, Any, None]:
+        yield book("flight")
+        yield book("hotel")
+        yield WaitEvent("confirmed")
+
+    run = WorkflowEnvironment().start(trip)
+    run.cancel("customer")
+    assert run.status == "cancelled"
+    assert undone == ["hotel", "flight"]
+    assert run.decision.error is not None and run.decision.error.message == "workflow was cancelled"
+
+
+@workflow(name="te_child")
+def te_child(ctx: Any, n: int) -> Generator[Command, Any, int]:
+    yield Sleep(DAY)
+    if n < 0:
+        raise PaymentDeclined("negative")
+    return n * 2
+
+
+def test_a_child_workflow_result_is_returned_to_the_parent() -> None:
+    @workflow(name="te_parent")
+    def parent(ctx: Any) -> Generator[Command, Any, Any]:
+        a = yield from te_child.child(2)
+        child_id = yield te_child.start_child(3)
+        return [a, child_id]
+
+    env = WorkflowEnvironment()
+    assert env.run(parent, instance_id="p") == [4, "p/2"]
+    assert env.runs["p/1"].history[0] == WorkflowStarted(
+        at=env.runs["p/1"].history[0].at,
+        workflow="te_child",
+        instance_id="p/1",
+        input=2,
+        parent_id="p",
+    )
+    assert env.runs["p/2"].result() == 6
+
+
+def test_a_failed_child_raises_child_workflow_error_of_the_original_type() -> None:
+    @workflow(name="te_parent_of_failure")
+    def parent(ctx: Any) -> Generator[Command, Any, str]:
+        try:
+            yield te_child.child(-1)
+        except PaymentDeclined as exc:
+            assert isinstance(exc, ChildWorkflowError)
+            return f"child failed: {exc.message}"
+        return "ok"
+
+    assert WorkflowEnvironment().run(parent) == "child failed: negative"
+
+
+def test_recur_starts_the_next_run_and_archives_the_history() -> None:
+    @workflow(name="te_counter")
+    def counter(ctx: Any, n: int) -> Generator[Command, Any, int]:
+        yield Sleep(DAY)
+        if n < 3:
+            yield Recur(n + 1)
+        return n
+
+    env = WorkflowEnvironment()
+    run = env.start(counter, 0, instance_id="c")
+    assert run.result() == 3
+    assert len(run.archived) == 3
+    first = run.history[0]
+    assert isinstance(first, WorkflowStarted)
+    assert (first.run, first.input, first.continued_from) == (4, 3, "c")
+    assert env.clock.now - run.archived[0][0].at == 4 * DAY
+
+
+# -- recorded values ------------------------------------------------------------------------------
+
+
+def test_now_uuid_random_and_side_effect_are_recorded_and_replayed_identically() -> None:
+    calls: list[int] = []
+
+    def roll() -> int:
+        calls.append(1)
+        return 4
+
+    @workflow(name="te_values")
+    def values(ctx: Any) -> Generator[Command, Any, Any]:
+        now = yield Now()
+        yield Sleep(DAY)
+        later = yield Now()
+        uid = yield Uuid()
+        rnd = yield Random()
+        dice = yield SideEffect(roll)
+        return [now.isoformat(), later.isoformat(), uid, rnd, dice]
+
+    env = WorkflowEnvironment()
+    run = env.start(values).run_to_completion()
+    result = run.decision.result
+    assert result[0] == "2026-01-01T00:00:00+00:00"
+    assert result[1] == "2026-01-02T00:00:00+00:00"
+    assert len(result[2]) == 36 and 0 <= result[3] < 1 and result[4] == 4
+    recorded = [e.kind for e in run.history if isinstance(e, ValueRecorded)]
+    assert recorded == ["Now", "Now", "Uuid", "Random", "SideEffect"]
+    replayed = Interpreter(values, instance_id=run.instance_id).feed(run.history, replaying=True)
+    assert replayed.result == result
+    assert calls == [1]
+
+
+def test_different_seeds_give_different_uuids() -> None:
+    @workflow(name="te_uuid")
+    def uid(ctx: Any) -> Generator[Command, Any, str]:
+        value = yield Uuid()
+        return str(value)
+
+    assert WorkflowEnvironment(seed=1).run(uid) != WorkflowEnvironment(seed=2).run(uid)
+
+
+# -- crash, resume and replay checks -------------------------------------------------------------
+
+
+def test_resume_after_a_crash_does_not_rerun_completed_activities() -> None:
+    env = WorkflowEnvironment()
+    run = env.start(te_order, 20.0)
+    assert not run.finished  # sleeping 30 days, the charge is recorded
+    resumed_env = WorkflowEnvironment()
+    resumed = resumed_env.resume(te_order, list(run.history))
+    assert resumed.result() == Summary(order="o1", paid=20.0)
+    assert resumed.activity_calls == []
+    assert resumed_env.clock.now == run.history[0].at + 30 * DAY
+
+
+def test_replay_check_reports_non_determinism() -> None:
+    run = WorkflowEnvironment().start(te_order, 20.0).run_to_completion()
+    assert replay_check(te_order, run.history).ok
+
+    @workflow(name="te_order")
+    def changed(ctx: Any, amount: float) -> Generator[Command, Any, None]:
+        yield Sleep(30 * DAY)
+
+    report = replay_check(changed, run.history)
+    assert not report.ok
+    assert report.step == 1
+    assert "history has ActivityCall 'te_charge', code yielded Sleep" in report.error
