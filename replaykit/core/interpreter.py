@@ -74,6 +74,9 @@ from .matching import Location, fits, mismatch
 from .retry import DEFAULT_RETRY, RetryPolicy
 
 ErrorResolver = Callable[[str], type[BaseException] | None]
+_ITER_CODES = frozenset(
+    cls.__iter__.__code__ for cls in (Command, ActivityCall, StartChild, All, AnyOf)
+)
 _WAIT_TYPES = (Sleep, SleepUntil, WaitEvent, Receive, RetryTimer)
 
 
@@ -171,7 +174,7 @@ class Interpreter:
         self._compensations: list[tuple[int, ActivityCall[Any], Any]] = []
         self._compensating = False
         self._final_status: Status = "failed"
-        self._out: dict[int, ScheduledCommand] = {}
+        self._out: dict[int, _Pending] = {}  # issued since the last decision (built lazily)
         self._cancelled: list[int] = []
         self._broken: NonDeterminismError | None = None
         self.events_applied = 0
@@ -237,7 +240,7 @@ class Interpreter:
 
     def _take_decision(self) -> Decision:
         decision = Decision(
-            commands=tuple(self._out.values()),
+            commands=tuple(self._scheduled_for(p) for p in self._out.values()),
             cancelled=tuple(self._cancelled),
             status=self.status,
             result=self.result,
@@ -269,6 +272,10 @@ class Interpreter:
 
     def _location(self) -> Location | None:
         gen: Any = self._gen
+        frame = gen.gi_frame
+        inner = gen.gi_yieldfrom
+        if inner is None or (inner.gi_frame is not None and inner.gi_frame.f_code in _ITER_CODES):
+            return (frame.f_code.co_filename, frame.f_lineno)
         frame = None
         while gen is not None and getattr(gen, "gi_frame", None) is not None:
             code = gen.gi_frame.f_code
@@ -281,6 +288,14 @@ class Interpreter:
 
     def _on_yield(self, command: Any, location: Location | None) -> tuple[Any, Any] | None:
         """Register a yielded command; return (value, error) to send back at once, or None."""
+        if type(command) is ActivityCall:  # the common case, without further checks
+            step = self._next_step
+            self._next_step = step + 1
+            failure = self._register(step, command, None, location)
+            if failure is not None:
+                return None, failure
+            self._blocked_on = step
+            return None
         if not isinstance(command, Command) or isinstance(command, RetryTimer | Compensate):
             return None, InvalidCommand(
                 f"workflow {self.workflow.name!r} yielded {command!r}, which is not a command; "
@@ -302,14 +317,14 @@ class Interpreter:
         self, step: int, command: Command, group: int | None, location: Location | None
     ) -> BaseException | None:
         fp = ""
-        if isinstance(command, ActivityCall):
+        if type(command) is ActivityCall:
             try:
                 fp = command.args_fingerprint()
             except InvalidInput as exc:
                 return exc
         p = _Pending(step, command, group, location, fp)
         self._pending[step] = p
-        self._out[step] = ScheduledCommand(step=step, command=command, group=group)
+        self._out[step] = p
         return None
 
     def _open_group(
@@ -521,11 +536,24 @@ class Interpreter:
         return ""
 
     def _on_activity_completed(self, event: ActivityCompleted) -> None:
-        p = self._check(event)
+        p = self._pending.get(event.step)
+        fast = (
+            p is not None
+            and type(p.command) is ActivityCall
+            and p.command.name == event.name
+            and (not event.fp or event.fp == p.fp)
+        )
+        if not fast:
+            p = self._check(event)
         if p is None:
             self._remember_compensation(event.step, self._abandoned[event.step], event.result)
             return
         command: ActivityCall[Any] = p.command  # type: ignore[assignment]
+        if command.result_type is Any or command.result_type is None:
+            if command.compensation:
+                self._compensations.append((event.step, command, event.result))
+            self._resolve(p, True, event.result)
+            return
         try:
             value = convert(
                 event.result, command.result_type, what=f"result of activity {command.name!r}"
@@ -569,7 +597,7 @@ class Interpreter:
             return False
         p.attempt = attempt + 1
         p.retry_delay = policy.delay_before(attempt + 1)
-        self._out[p.step] = self._scheduled_for(p)
+        self._out[p.step] = p
         return True
 
     def _scheduled_for(self, p: _Pending) -> ScheduledCommand:
@@ -594,7 +622,7 @@ class Interpreter:
                 note=f" (retry timer for attempt {event.attempt}, expected {p.attempt})",
             )
         p.retry_delay = None
-        self._out[p.step] = self._scheduled_for(p)
+        self._out[p.step] = p
 
     def _on_timer_fired(self, event: TimerFired) -> None:
         p = self._check(event)
