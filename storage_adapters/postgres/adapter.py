@@ -1,0 +1,152 @@
+"""The PostgreSQL adapter: many worker processes and machines on one database.
+
+* Connections come from a ``psycopg_pool.ConnectionPool``; every unit of work is one transaction.
+* Claims (instances, outbox rows, competing messages) use ``FOR UPDATE SKIP LOCKED``, so workers
+  never wait on each other's rows and never take the same row.
+* Deliveries and wait registrations on the same event type / channel are serialized with
+  ``pg_advisory_xact_lock(hashtext(key))``, so a wait registered while a ``send_event`` commits
+  either sees the event or is seen by it.
+* Every transaction that makes work available (a runnable instance, a timer, an outbox row) sends
+  ``pg_notify('replaykit', kind)`` inside the same transaction; PostgreSQL delivers it at commit,
+  never before. :meth:`PostgresStorage.wait_for_wakeup` LISTENs on one dedicated connection.
+* Tables are created unqualified, in the first schema of the connection's ``search_path``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+from ..sql_common import SqlStorage
+from ..sql_steps import SqlTx
+
+NOTIFY_CHANNEL = "replaykit"
+_RETRYABLE = (
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+    pg_errors.LockNotAvailable,
+)
+
+
+class PostgresStorage(SqlStorage):
+    """Storage on PostgreSQL (>= 12) through psycopg 3."""
+
+    notifies = True
+    migrations_package = "storage_adapters.postgres"
+    db_errors = (psycopg.Error,)
+    for_update = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_pool: int = 1,
+        max_pool: int = 10,
+        poll_interval: float = 1.0,
+        retry_seconds: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.poll_interval = poll_interval
+        self.retry_seconds = retry_seconds
+        self._sql: dict[str, str] = {}
+        self._listener: psycopg.Connection[Any] | None = None
+        self._schema_prefix = ":"
+        self._listen_lock = threading.Lock()
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=min_pool,
+            max_size=max_pool,
+            kwargs={"autocommit": True},
+            check=ConnectionPool.check_connection,
+            name="replaykit",
+            open=True,
+        )
+
+    def close(self) -> None:
+        with self._listen_lock:
+            self._drop_listener()
+        self._pool.close()
+
+    # -- dialect hooks ----------------------------------------------------------------------
+    @contextmanager
+    def _begin(self, *, write: bool, exclusive: bool = False) -> Iterator[Any]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
+        if not params:
+            return conn.execute(sql)
+        translated = self._sql.get(sql)
+        if translated is None:
+            translated = self._sql[sql] = sql.replace("?", "%s")
+        return conn.execute(translated, tuple(params))
+
+    def _is_retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, _RETRYABLE)
+
+    def _lock_key(self, tx: SqlTx, key: str) -> None:
+        tx.rows("SELECT pg_advisory_xact_lock(hashtext(?))", key)
+
+    def _lock_migrations(self, tx: SqlTx) -> None:
+        tx.rows(
+            "SELECT pg_advisory_xact_lock(hashtext('replaykit.migrate:' || "
+            "COALESCE(current_schema(), '')))"
+        )
+
+    def _emit_notifies(self, tx: SqlTx, kinds: Sequence[str]) -> None:
+        for kind in kinds:
+            tx.rows(
+                "SELECT pg_notify(?, COALESCE(current_schema(), '') || ':' || ?)",
+                NOTIFY_CHANNEL,
+                kind,
+            )
+
+    # -- notifications ----------------------------------------------------------------------
+    def wait_for_wakeup(self, timeout: float) -> bool:
+        """Block up to ``timeout`` s for a NOTIFY on ``replaykit``; True if one arrived.
+
+        The payload is ``schema:kind``; notifications of other schemas of the same database
+        (other apps or test schemas) are ignored. Notifications sent while nobody waits are kept
+        by the listening connection and returned by the next call. On a connection failure the
+        listener is reopened on the next call."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._listen_lock:
+            try:
+                listener = self._listening()
+                while True:
+                    left = max(deadline - time.monotonic(), 0.0)
+                    got = [n.payload for n in listener.notifies(timeout=left, stop_after=1)]
+                    if any(p.startswith(self._schema_prefix) for p in got):
+                        return True
+                    if not got or time.monotonic() >= deadline:
+                        return False
+            except psycopg.Error:
+                self._drop_listener()
+        time.sleep(min(max(deadline - time.monotonic(), 0.0), self.poll_interval))
+        return False
+
+    def _listening(self) -> psycopg.Connection[Any]:
+        if self._listener is None or self._listener.closed:
+            listener = psycopg.connect(self.url, autocommit=True)
+            try:
+                listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                row = listener.execute("SELECT COALESCE(current_schema(), '')").fetchone()
+                self._schema_prefix = f"{row[0] if row else ''}:"
+            except BaseException:
+                listener.close()
+                raise
+            self._listener = listener
+        return self._listener
+
+    def _drop_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None

@@ -1,0 +1,461 @@
+"""The SQL both adapters share: every storage algorithm written once, with small dialect hooks.
+
+:class:`SqlStorage` implements the :class:`replaykit.storage.Storage` protocol on top of a
+DB-API connection. SQL is written with ``?`` placeholders and two markers a dialect fills in:
+``{FOR_UPDATE}`` (a blocking row lock) and ``{SKIP_LOCKED}`` (a row lock that skips rows other
+transactions hold). SQLite serializes writers (``BEGIN IMMEDIATE``), so both are empty there;
+PostgreSQL turns them into ``FOR UPDATE`` / ``FOR UPDATE SKIP LOCKED`` and adds per-key advisory
+locks (:meth:`SqlStorage._lock_key`) and ``pg_notify`` (:meth:`SqlStorage._emit_notifies`).
+
+Lock order (what keeps PostgreSQL free of deadlocks between the common paths): advisory keys
+(sorted), then the instance row, then that instance's timers/waits/inbox rows. Deadlocks that
+remain possible in rare paths are retried as a whole transaction, like SQLite's busy errors.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
+
+from replaykit.core.errors import StorageError, WorkflowNotFound
+from replaykit.core.history import CancelRequested, encode_event
+from replaykit.storage import (
+    TERMINAL_STATUSES,
+    CommitResult,
+    InboxItem,
+    InstanceRecord,
+    OutboxRecord,
+    PublishSpec,
+    StepCommit,
+    StoredEvent,
+)
+
+from . import sql_steps
+from .migrations import load_migrations, split_statements
+from .sql_steps import SqlTx, dump_json, load_json, placeholders
+
+T = TypeVar("T")
+
+INSTANCE_COLUMNS = (
+    "instance_id, workflow, status, input, output, error, run, continued_from, parent_id, "
+    "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len"
+)
+CLAIMABLE = "(status = 'pending' OR (status = 'running' AND lease_expires_at < ?))"
+MIGRATIONS_DDL = "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar(128) PRIMARY KEY)"
+
+
+def instance_from_row(row: dict[str, Any]) -> InstanceRecord:
+    """Build an :class:`InstanceRecord` from a row of :data:`INSTANCE_COLUMNS`."""
+    fields = dict(row)
+    for name in ("input", "output", "error"):
+        fields[name] = load_json(fields[name])
+    for name in ("created_at", "updated_at", "lease_expires_at"):
+        if fields[name] is not None:
+            fields[name] = float(fields[name])
+    return InstanceRecord(**fields)
+
+
+def outbox_from_row(row: dict[str, Any]) -> OutboxRecord:
+    return OutboxRecord(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        event=load_json(row["event"]),
+        destination=row["destination"],
+        attempts=row["attempts"],
+        status=row["status"],
+        last_error=row["last_error"],
+        next_attempt_at=row["next_attempt_at"],
+    )
+
+
+class SqlTransaction:
+    """What :meth:`SqlStorage.transaction` yields: the user's session and ``commit_step``."""
+
+    def __init__(self, tx: SqlTx, session: Any) -> None:
+        self._tx = tx
+        self._session = session
+
+    @property
+    def session(self) -> Any:
+        return self._session
+
+    def commit_step(self, commit: StepCommit) -> CommitResult:
+        try:
+            return sql_steps.apply_commit(self._tx, commit)
+        except self._tx.storage.db_errors as exc:
+            raise StorageError(f"database error: {exc}") from exc
+
+
+class SqlStorage:
+    """The storage algorithms, shared by the SQLite and PostgreSQL adapters."""
+
+    url: str
+    notifies: bool = False
+    #: package holding the adapter's ``migrations`` folder
+    migrations_package: str = ""
+    #: how long a transaction that keeps hitting busy/deadlock errors is retried
+    retry_seconds: float = 30.0
+    for_update: str = ""
+    skip_locked: str = ""
+    #: the driver's base exception class(es), turned into StorageError
+    db_errors: tuple[type[BaseException], ...] = ()
+
+    # -- dialect hooks ----------------------------------------------------------------------
+    def _begin(self, *, write: bool, exclusive: bool = False) -> AbstractContextManager[Any]:
+        """A connection inside an open transaction: commit on normal exit, roll back on error."""
+        raise NotImplementedError
+
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
+        """Run one statement (``?`` placeholders); return a DB-API cursor."""
+        raise NotImplementedError
+
+    def _is_retryable(self, exc: BaseException) -> bool:
+        """Busy/locked (SQLite) or deadlock/serialization failure (PostgreSQL)."""
+        return False
+
+    def _lock_key(self, tx: SqlTx, key: str) -> None:
+        """Serialize deliveries and wait registrations on ``key`` until the transaction ends."""
+
+    def _lock_migrations(self, tx: SqlTx) -> None:
+        """Keep concurrent ``migrate`` calls apart (beyond what ``_begin(exclusive)`` does)."""
+
+    def _emit_notifies(self, tx: SqlTx, kinds: Sequence[str]) -> None:
+        """Tell listeners (inside the transaction) that work of ``kinds`` may be available."""
+
+    def _session(self, conn: Any) -> Any:
+        """The object handed to a transactional activity as ``ctx.session``."""
+        return conn
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def wait_for_wakeup(self, timeout: float) -> bool:
+        time.sleep(max(timeout, 0.0))
+        return False
+
+    # -- transactions -----------------------------------------------------------------------
+    def _run(self, work: Callable[[SqlTx], T], *, write: bool = True, exclusive: bool = False) -> T:
+        """Run ``work`` in one transaction, retrying the whole of it on busy/deadlock errors."""
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.005
+        while True:
+            try:
+                with self._begin(write=write, exclusive=exclusive) as conn:
+                    tx = SqlTx(self, conn)
+                    result = work(tx)
+                    self._flush_notifies(tx)
+                return result
+            except self.db_errors as exc:
+                if not self._is_retryable(exc) or time.monotonic() + delay > deadline:
+                    raise StorageError(f"database error ({self.url}): {exc}") from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)
+
+    def _flush_notifies(self, tx: SqlTx) -> None:
+        if tx.notify_kinds:
+            self._emit_notifies(tx, sorted(tx.notify_kinds))
+
+    def _read(self, work: Callable[[SqlTx], T]) -> T:
+        return self._run(work, write=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        """Open a write transaction for a transactional activity; commit on normal exit.
+
+        Errors raised by the caller's own code inside the block pass through unchanged (and roll
+        everything back); database errors of the adapter's own work become StorageError."""
+        raised_inside = False
+        try:
+            with self._begin(write=True) as conn:
+                tx = SqlTx(self, conn)
+                try:
+                    yield SqlTransaction(tx, self._session(conn))
+                except BaseException:
+                    raised_inside = True
+                    raise
+                self._flush_notifies(tx)
+        except self.db_errors as exc:
+            if raised_inside:
+                raise
+            raise StorageError(f"database error ({self.url}): {exc}") from exc
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations in one exclusive transaction; return the versions applied."""
+
+        def work(tx: SqlTx) -> list[str]:
+            self._lock_migrations(tx)
+            tx.script(MIGRATIONS_DDL)
+            done = {row["version"] for row in tx.rows("SELECT version FROM schema_migrations")}
+            applied = []
+            for migration in load_migrations(self.migrations_package):
+                if migration.version in done:
+                    continue
+                for statement in split_statements(migration.up):
+                    tx.script(statement)
+                tx.run("INSERT INTO schema_migrations (version) VALUES (?)", migration.version)
+                applied.append(migration.version)
+            return applied
+
+        return self._run(work, exclusive=True)
+
+    # -- instances --------------------------------------------------------------------------
+    def create_instance(
+        self, record: InstanceRecord, started_event: bytes
+    ) -> tuple[InstanceRecord, bool]:
+        def work(tx: SqlTx) -> tuple[InstanceRecord, bool]:
+            created = sql_steps.insert_instance(tx, record, started_event)
+            stored = self._get(tx, record.instance_id)
+            assert stored is not None
+            return stored, created
+
+        return self._run(work)
+
+    def _get(self, tx: SqlTx, instance_id: str) -> InstanceRecord | None:
+        row = tx.one(
+            f"SELECT {INSTANCE_COLUMNS} FROM rk_instances WHERE instance_id = ?", instance_id
+        )
+        return None if row is None else instance_from_row(row)
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        return self._read(lambda tx: self._get(tx, instance_id))
+
+    def list_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        created_before: float | None = None,
+        created_after: float | None = None,
+    ) -> list[InstanceRecord]:
+        filters = {
+            "workflow = ?": workflow,
+            "status = ?": status,
+            "created_at < ?": created_before,
+            "created_at > ?": created_after,
+        }
+        used = {clause: value for clause, value in filters.items() if value is not None}
+        where = " AND ".join(used) or "1 = 1"
+        sql = (
+            f"SELECT {INSTANCE_COLUMNS} FROM rk_instances WHERE {where} "
+            "ORDER BY created_at DESC, instance_id DESC LIMIT ? OFFSET ?"
+        )
+        rows = self._read(lambda tx: tx.rows(sql, *used.values(), limit, offset))
+        return [instance_from_row(row) for row in rows]
+
+    def load_history(self, instance_id: str) -> list[bytes]:
+        sql = "SELECT event FROM rk_history WHERE instance_id = ? ORDER BY seq"
+        return [bytes(r["event"]) for r in self._read(lambda tx: tx.rows(sql, instance_id))]
+
+    def load_archived_history(self, instance_id: str, run: int) -> list[bytes]:
+        sql = "SELECT event FROM rk_history_archive WHERE instance_id = ? AND run = ? ORDER BY seq"
+        return [bytes(r["event"]) for r in self._read(lambda tx: tx.rows(sql, instance_id, run))]
+
+    def load_inbox(self, instance_id: str) -> list[InboxItem]:
+        return self._read(lambda tx: sql_steps.inbox_items(tx, instance_id))
+
+    # -- leases -----------------------------------------------------------------------------
+    def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        workflows: Sequence[str] | None = None,
+    ) -> list[InstanceRecord]:
+        names = list(workflows or ())
+        only = f" AND workflow IN ({placeholders(names)})" if workflows is not None else ""
+        if workflows is not None and not names:
+            return []
+        select = (
+            f"SELECT instance_id FROM rk_instances WHERE {CLAIMABLE}{only} "
+            "ORDER BY updated_at, instance_id LIMIT ?{SKIP_LOCKED}"
+        )
+
+        def work(tx: SqlTx) -> list[InstanceRecord]:
+            ids = [row["instance_id"] for row in tx.rows(select, now, *names, limit)]
+            if not ids:
+                return []
+            rows = tx.rows(
+                "UPDATE rk_instances SET status = 'running', lease_owner = ?, "
+                f"lease_expires_at = ?, updated_at = ? WHERE instance_id IN ({placeholders(ids)}) "
+                f"RETURNING {INSTANCE_COLUMNS}",
+                owner,
+                now + lease_seconds,
+                now,
+                *ids,
+            )
+            by_id = {row["instance_id"]: instance_from_row(row) for row in rows}
+            return [by_id[i] for i in ids if i in by_id]
+
+        return self._run(work)
+
+    def claim_instance(
+        self, instance_id: str, owner: str, *, lease_seconds: float, now: float
+    ) -> InstanceRecord | None:
+        sql = (
+            "UPDATE rk_instances SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
+            f"updated_at = ? WHERE instance_id = ? AND ({CLAIMABLE} OR "
+            f"(status = 'running' AND lease_owner = ?)) RETURNING {INSTANCE_COLUMNS}"
+        )
+        params = (owner, now + lease_seconds, now, instance_id, now, owner)
+        row = self._run(lambda tx: tx.one(sql, *params))
+        return None if row is None else instance_from_row(row)
+
+    def heartbeat(
+        self, instance_ids: Sequence[str], owner: str, *, lease_seconds: float, now: float
+    ) -> list[str]:
+        if not instance_ids:
+            return []
+        sql = (
+            "UPDATE rk_instances SET lease_expires_at = ? WHERE status = 'running' "
+            f"AND lease_owner = ? AND instance_id IN ({placeholders(instance_ids)}) "
+            "RETURNING instance_id"
+        )
+        rows = self._run(lambda tx: tx.rows(sql, now + lease_seconds, owner, *instance_ids))
+        kept = {row["instance_id"] for row in rows}
+        return [i for i in instance_ids if i not in kept]
+
+    def release(self, instance_id: str, owner: str) -> None:
+        def work(tx: SqlTx) -> None:
+            released = tx.run(
+                "UPDATE rk_instances SET status = 'pending', lease_owner = NULL, "
+                "lease_expires_at = NULL WHERE instance_id = ? AND lease_owner = ? "
+                "AND status = 'running'",
+                instance_id,
+                owner,
+            )
+            if released:
+                tx.notify("runnable")
+
+        self._run(work)
+
+    # -- steps ------------------------------------------------------------------------------
+    def commit(self, commit: StepCommit) -> CommitResult:
+        return self._run(lambda tx: sql_steps.apply_commit(tx, commit))
+
+    # -- waking -----------------------------------------------------------------------------
+    def fire_due_timers(self, *, now: float, limit: int = 100) -> list[str]:
+        return self._run(lambda tx: sql_steps.fire_due_timers(tx, now=now, limit=limit))
+
+    def next_timer_at(self) -> float | None:
+        row = self._read(lambda tx: tx.one("SELECT MIN(fire_at) AS at FROM rk_timers"))
+        return None if row is None or row["at"] is None else float(row["at"])
+
+    def send_event(self, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
+        return self._run(lambda tx: sql_steps.send_event(tx, event, now=now))
+
+    def publish(self, message: PublishSpec, *, now: float) -> list[str]:
+        return self._run(lambda tx: sql_steps.publish(tx, message, now=now)[1])
+
+    def request_cancel(self, instance_id: str, reason: str, *, now: float) -> InstanceRecord:
+        def work(tx: SqlTx) -> InstanceRecord:
+            record = self._get_locked(tx, instance_id)
+            if record is None:
+                raise WorkflowNotFound(f"no workflow instance with id {instance_id!r}")
+            if record.status in TERMINAL_STATUSES:
+                return record
+            event = encode_event(CancelRequested(reason=reason, at=now))
+            sql_steps.deliver_to_inbox(tx, instance_id, event, now)
+            found = self._get(tx, instance_id)
+            assert found is not None
+            return found
+
+        return self._run(work)
+
+    def _get_locked(self, tx: SqlTx, instance_id: str) -> InstanceRecord | None:
+        row = tx.one(
+            f"SELECT {INSTANCE_COLUMNS} FROM rk_instances WHERE instance_id = ?{{FOR_UPDATE}}",
+            instance_id,
+        )
+        return None if row is None else instance_from_row(row)
+
+    # -- outbox -----------------------------------------------------------------------------
+    def claim_outbox(
+        self, owner: str, *, limit: int, now: float, lease_seconds: float
+    ) -> list[OutboxRecord]:
+        select = (
+            "SELECT id FROM rk_outbox WHERE status = 'pending' AND next_attempt_at <= ? "
+            "AND (claimed_until IS NULL OR claimed_until < ?) "
+            "ORDER BY next_attempt_at, id LIMIT ?{SKIP_LOCKED}"
+        )
+
+        def work(tx: SqlTx) -> list[OutboxRecord]:
+            ids = [row["id"] for row in tx.rows(select, now, now, limit)]
+            if not ids:
+                return []
+            rows = tx.rows(
+                "UPDATE rk_outbox SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
+                f"WHERE id IN ({placeholders(ids)}) RETURNING id, instance_id, event, "
+                "destination, attempts, status, last_error, next_attempt_at",
+                owner,
+                now + lease_seconds,
+                *ids,
+            )
+            return sorted((outbox_from_row(row) for row in rows), key=lambda r: ids.index(r.id))
+
+        return self._run(work)
+
+    def finish_outbox(
+        self, record_id: int, *, delivered: bool, error: str | None, next_attempt_at: float | None
+    ) -> None:
+        if delivered:
+            sql = (
+                "UPDATE rk_outbox SET status = 'delivered', delivered_at = ?, last_error = ?, "
+                "claimed_by = NULL, claimed_until = NULL WHERE id = ?"
+            )
+            params: tuple[Any, ...] = (time.time(), error, record_id)
+        else:
+            status = "failed" if next_attempt_at is None else "pending"
+            sql = (
+                "UPDATE rk_outbox SET status = ?, last_error = ?, "
+                "next_attempt_at = COALESCE(?, next_attempt_at), "
+                "claimed_by = NULL, claimed_until = NULL WHERE id = ?"
+            )
+            params = (status, error, next_attempt_at, record_id)
+
+        def work(tx: SqlTx) -> None:
+            tx.run(sql, *params)
+            if not delivered and next_attempt_at is not None:
+                tx.notify("outbox")
+
+        self._run(work)
+
+    # -- operations -------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        def work(tx: SqlTx) -> dict[str, Any]:
+            by_status = tx.rows("SELECT status, COUNT(*) AS n FROM rk_instances GROUP BY status")
+            owners = tx.rows(
+                "SELECT lease_owner, COUNT(*) AS n FROM rk_instances "
+                "WHERE status = 'running' AND lease_owner IS NOT NULL GROUP BY lease_owner"
+            )
+            oldest = tx.one(
+                "SELECT MIN(created_at) AS at FROM rk_instances WHERE status = 'waiting'"
+            )
+            timers = tx.one("SELECT COUNT(*) AS n FROM rk_timers")
+            outbox = tx.one("SELECT COUNT(*) AS n FROM rk_outbox WHERE status = 'pending'")
+            return {
+                "by_status": {row["status"]: int(row["n"]) for row in by_status},
+                "oldest_waiting": None if oldest is None else oldest["at"],
+                "lease_owners": {row["lease_owner"]: int(row["n"]) for row in owners},
+                "timers": int(timers["n"]) if timers else 0,
+                "outbox_pending": int(outbox["n"]) if outbox else 0,
+            }
+
+        return self._read(work)
+
+
+__all__ = [
+    "INSTANCE_COLUMNS",
+    "SqlStorage",
+    "SqlTransaction",
+    "SqlTx",
+    "dump_json",
+    "instance_from_row",
+    "load_json",
+]

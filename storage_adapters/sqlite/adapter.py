@@ -1,0 +1,188 @@
+"""The SQLite adapter: one file (or a shared in-memory database), WAL, busy retries.
+
+Durability with ``journal_mode=WAL``:
+
+* ``synchronous="FULL"`` (the default): every committed transaction is synced to disk before
+  ``commit`` returns, so a power loss or OS crash loses nothing that was acknowledged.
+* ``synchronous="NORMAL"``: the WAL is synced only at checkpoints, so the last transactions
+  before a power loss/OS crash may roll back (they never half-apply, and the database is never
+  corrupted); a crash of the *process* alone loses nothing. Faster; choose it when re-running
+  the last steps after a power cut is acceptable (activities are then at-least-once).
+
+Concurrency: every write runs in ``BEGIN IMMEDIATE``, so writers are serialized by SQLite itself
+(the shared algorithms need no row locks here). A writer that meets a busy database waits
+``busy_timeout`` seconds inside SQLite and is then retried with backoff, so "database is locked"
+never reaches users. Each thread has its own connection (``threading.local``).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlite_utils
+
+from ..sql_common import SqlStorage
+
+_RETRYABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+def parse_sqlite_url(url: str) -> tuple[str, bool]:
+    """``sqlite:///rel.db`` -> ("rel.db", False); ``sqlite:////abs.db`` -> ("/abs.db", False);
+    ``sqlite://:memory:`` -> (":memory:", True)."""
+    rest = url.split(":", 1)[1].removeprefix("//").split("?", 1)[0]
+    if rest in (":memory:", "/:memory:", ""):
+        return ":memory:", True
+    if not rest.startswith("/"):
+        raise ValueError(f"unsupported SQLite URL {url!r}: use sqlite:///path.db")
+    return rest[1:], False
+
+
+def is_busy(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _RETRYABLE_CODES
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class SqliteStorage(SqlStorage):
+    """Storage on SQLite >= 3.35 (``RETURNING``, ``ON CONFLICT``)."""
+
+    notifies = False
+    migrations_package = "storage_adapters.sqlite"
+    db_errors = (sqlite3.Error,)
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 5.0,
+        retry_seconds: float = 30.0,
+    ) -> None:
+        if synchronous.upper() not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
+        self.url = url
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = busy_timeout
+        self.retry_seconds = retry_seconds
+        path, self.memory = parse_sqlite_url(url)
+        self._target = f"file:replaykit-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        if not self.memory:
+            self._target = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
+        self._closed = False
+        self._keeper = self._connect() if self.memory else None
+
+    # -- connections ------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._target,
+            uri=self.memory,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if not self.memory:
+                self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _database(self) -> sqlite_utils.Database:
+        """This thread's connection, wrapped by sqlite-utils (opened on first use)."""
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is not None:
+            return db
+        if self._closed:
+            raise RuntimeError(f"storage {self.url} is closed")
+        conn = self._connect()
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        self._local.db = db
+        with self._lock:
+            self._prune_dead_threads()
+            self._connections[threading.get_ident()] = (threading.current_thread(), conn)
+        return db
+
+    def _prune_dead_threads(self) -> None:
+        for ident, (thread, conn) in list(self._connections.items()):
+            if not thread.is_alive():
+                conn.close()
+                del self._connections[ident]
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for _thread, conn in self._connections.values():
+                conn.close()
+            self._connections.clear()
+            if self._keeper is not None:
+                self._keeper.close()
+                self._keeper = None
+        self._local = threading.local()
+
+    # -- dialect hooks ----------------------------------------------------------------------
+    def _retry_busy(self, action: Any) -> Any:
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.002
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.1)
+
+    @contextmanager
+    def _begin(self, *, write: bool, exclusive: bool = False) -> Iterator[Any]:
+        conn = self._database().conn
+        if conn.in_transaction:
+            if write:
+                raise sqlite3.OperationalError(
+                    "this thread already has a replaykit transaction open: use its "
+                    "commit_step() instead of a separate write"
+                )
+            yield conn  # a read inside this thread's open transaction sees its writes
+            return
+        mode = "EXCLUSIVE" if exclusive else "IMMEDIATE" if write else "DEFERRED"
+        self._retry_busy(lambda: conn.execute(f"BEGIN {mode}"))
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            self._retry_busy(lambda: conn.execute("COMMIT"))
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
+        if self.memory:  # shared-cache table locks are not covered by busy_timeout
+            return self._retry_busy(lambda: conn.execute(sql, tuple(params)))
+        return conn.execute(sql, tuple(params))
+
+    def _is_retryable(self, exc: BaseException) -> bool:
+        return is_busy(exc)
+
+    def _session(self, conn: Any) -> sqlite_utils.Database:
+        return self._database()

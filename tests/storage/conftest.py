@@ -1,0 +1,42 @@
+"""The storage contract runs against every adapter: ``storage`` is parametrized over them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from replaykit.storage import Storage
+from storage_adapters import open_storage
+
+ADAPTERS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=ADAPTERS)
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of an empty database for the adapter under test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'replaykit.db'}"
+    url: str = request.getfixturevalue("pg_schema_dsn")
+    return url
+
+
+@pytest.fixture
+def open_new(storage_url: str) -> Iterator[Callable[..., Storage]]:
+    """Open more adapters on the same database (all closed after the test)."""
+    opened: list[Storage] = []
+
+    def factory(auto_migrate: bool = True) -> Storage:
+        storage = open_storage(storage_url, auto_migrate=auto_migrate)
+        opened.append(storage)
+        return storage
+
+    yield factory
+    for storage in opened:
+        storage.close()
+
+
+@pytest.fixture
+def storage(open_new: Callable[..., Storage]) -> Storage:
+    return open_new()

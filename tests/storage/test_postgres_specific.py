@@ -1,0 +1,74 @@
+"""PostgreSQL-only behaviour: NOTIFY delivered at commit, never before; the session."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from replaykit.storage import ChildSpec, Storage, StoredEvent
+from storage_adapters import open_storage
+
+from .helpers import running, step, wait_event
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_storage(pg_schema_dsn: str) -> Iterator[Storage]:
+    storage = open_storage(pg_schema_dsn, max_pool=4)
+    yield storage
+    storage.close()
+
+
+def drain(storage: Storage) -> None:
+    """Start listening and forget notifications of the setup."""
+    while storage.wait_for_wakeup(0.05):
+        pass
+
+
+def test_send_event_notifies_after_commit(pg_storage: Storage) -> None:
+    assert pg_storage.notifies is True
+    running(pg_storage, "a")
+    wait_event(pg_storage, "a", "paid")
+    drain(pg_storage)
+    assert pg_storage.wait_for_wakeup(0.05) is False
+    assert pg_storage.send_event(StoredEvent(type="paid", target="a"), now=3.0) == (True, ["a"])
+    assert pg_storage.wait_for_wakeup(2.0) is True
+
+
+def test_no_notification_while_the_transaction_is_open(pg_storage: Storage) -> None:
+    running(pg_storage, "a")
+    child = ChildSpec(
+        instance_id="kid", workflow="wf", input=None, started_event=b"{}", parent_step=None
+    )
+    commit = step(pg_storage, "a", children=[child])
+    drain(pg_storage)
+    seen: list[bool] = []
+    with pg_storage.transaction() as tx:
+        tx.commit_step(commit)
+        waiter = threading.Thread(target=lambda: seen.append(pg_storage.wait_for_wakeup(0.3)))
+        waiter.start()
+        waiter.join()
+    assert seen == [False]
+    assert pg_storage.wait_for_wakeup(2.0) is True
+
+
+def test_session_is_the_connection_inside_the_transaction(pg_storage: Storage) -> None:
+    running(pg_storage, "a")
+    commit = step(pg_storage, "a", events=[b"{}"])
+    with pytest.raises(RuntimeError), pg_storage.transaction() as tx:
+        assert isinstance(tx.session, psycopg.Connection)
+        tx.session.execute("CREATE TABLE orders (id int)")
+        tx.session.execute("INSERT INTO orders VALUES (%s)", (1,))
+        tx.commit_step(commit)
+        raise RuntimeError("boom")
+    with pg_storage.transaction() as tx:
+        tx.session.execute("CREATE TABLE orders (id int)")
+        tx.session.execute("INSERT INTO orders VALUES (%s)", (2,))
+        tx.commit_step(commit)
+    with pg_storage.transaction() as tx:
+        assert tx.session.execute("SELECT id FROM orders").fetchall() == [(2,)]
+    assert len(pg_storage.load_history("a")) == 2

@@ -1,0 +1,125 @@
+"""SQLite-only behaviour: WAL, busy retries, URL forms, the in-memory database, sessions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from replaykit.storage import Storage
+from storage_adapters import open_storage
+from storage_adapters.sqlite import SqliteStorage, parse_sqlite_url
+
+from .helpers import create, run_threads, running, step
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "rk.db"
+
+
+@pytest.fixture
+def sqlite_storage(db_path: Path) -> Iterator[Storage]:
+    storage = open_storage(f"sqlite:///{db_path}", busy_timeout=0.01)
+    yield storage
+    storage.close()
+
+
+def test_url_forms() -> None:
+    assert parse_sqlite_url("sqlite:///rel/x.db") == ("rel/x.db", False)
+    assert parse_sqlite_url("sqlite:////abs/x.db") == ("/abs/x.db", False)
+    assert parse_sqlite_url("sqlite://:memory:") == (":memory:", True)
+
+
+def test_wal_mode_and_synchronous(db_path: Path) -> None:
+    storage = SqliteStorage(f"sqlite:///{db_path}", synchronous="NORMAL")
+    try:
+        storage.migrate()
+        with storage.transaction() as tx:
+            db = tx.session
+            assert isinstance(db, sqlite_utils.Database)
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    finally:
+        storage.close()
+    with pytest.raises(ValueError):
+        SqliteStorage(f"sqlite:///{db_path}", synchronous="SOMETIMES")
+
+
+def test_busy_database_is_retried_not_raised(sqlite_storage: Storage, db_path: Path) -> None:
+    """A second adapter (its own connections, as another process would have) holds the write
+    lock far longer than busy_timeout; writes of the first wait and then succeed."""
+    other = open_storage(f"sqlite:///{db_path}", busy_timeout=0.01)
+    holding = threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with other.transaction() as tx:
+            tx.session.execute("CREATE TABLE blocker (x)")
+            holding.set()
+            time.sleep(0.4)
+
+    thread = threading.Thread(target=hold_the_write_lock)
+    thread.start()
+    try:
+        holding.wait(5)
+        started = time.monotonic()
+        create(sqlite_storage, "a")
+        assert time.monotonic() - started >= 0.2
+    finally:
+        thread.join()
+        other.close()
+    assert sqlite_storage.get_instance("a") is not None
+
+
+def test_many_threads_writing_at_once(sqlite_storage: Storage) -> None:
+    def writer(n: int) -> None:
+        for i in range(15):
+            create(sqlite_storage, f"t{n}-{i}")
+
+    run_threads(6, writer)
+    assert sqlite_storage.stats()["by_status"] == {"pending": 90}
+
+
+def test_in_memory_database_is_shared_by_threads() -> None:
+    storage = open_storage("sqlite://:memory:")
+    try:
+        create(storage, "main")
+        seen: list[bool] = []
+
+        def worker(n: int) -> None:
+            seen.append(storage.get_instance("main") is not None)
+            for i in range(10):
+                create(storage, f"m{n}-{i}")
+
+        run_threads(4, worker)
+        assert seen == [True] * 4
+        assert len(storage.list_instances(limit=100)) == 41
+    finally:
+        storage.close()
+
+
+def test_user_writes_commit_and_roll_back_with_the_step(sqlite_storage: Storage) -> None:
+    running(sqlite_storage, "a")
+    commit = step(sqlite_storage, "a", events=[b"{}"])
+    with pytest.raises(RuntimeError), sqlite_storage.transaction() as tx:
+        tx.session["orders"].insert({"id": 1})
+        tx.commit_step(commit)
+        raise RuntimeError("boom")
+    with sqlite_storage.transaction() as tx:
+        assert not tx.session["orders"].exists()
+        tx.session["orders"].insert({"id": 2})
+        tx.commit_step(commit)
+    with sqlite_storage.transaction() as tx:
+        assert [row["id"] for row in tx.session["orders"].rows] == [2]
+    assert len(sqlite_storage.load_history("a")) == 2
+
+
+def test_wait_for_wakeup_just_sleeps(sqlite_storage: Storage) -> None:
+    assert sqlite_storage.notifies is False
+    started = time.monotonic()
+    assert sqlite_storage.wait_for_wakeup(0.05) is False
+    assert time.monotonic() - started >= 0.04
