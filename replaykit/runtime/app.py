@@ -88,6 +88,7 @@ class App:
         clock: Clock | None = None,
         outbox_delivery: Deliver | str | None = None,
         outbox_mode: Literal["binary", "structured"] = "binary",
+        outbox_options: dict[str, Any] | None = None,
         owner: str | None = None,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
@@ -106,6 +107,7 @@ class App:
         self.hooks = HookDispatcher([LoggingHooks(), *hooks])
         self.outbox_delivery = outbox_delivery
         self.outbox_mode = outbox_mode
+        self.outbox_options = outbox_options or {}
         self.owner = owner or f"{uuid.uuid4().hex[:8]}"
         self._storage_options = storage_options or {}
         self._storage: Storage | None = database if not isinstance(database, str) else None
@@ -161,9 +163,12 @@ class App:
             self.relay = OutboxRelay(
                 storage,
                 self.outbox_delivery,
-                mode=self.outbox_mode,
-                poll_interval=self.poll_interval,
-                clock=self.clock,
+                **{
+                    "mode": self.outbox_mode,
+                    "poll_interval": self.poll_interval,
+                    "clock": self.clock,
+                    **self.outbox_options,
+                },
             )
             self.relay.start()
         self.started = True

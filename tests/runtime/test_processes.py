@@ -81,6 +81,16 @@ def _wait_all(client: App, ids: list[str], timeout: float) -> None:
         time.sleep(0.2)
 
 
+def _wait_delivered(log: Path, keys: set[str], timeout: float) -> None:
+    """The relays deliver after the workflows commit: wait until every key arrived."""
+    path = Path(str(log) + ".outbox")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and keys <= set(path.read_text().split()):
+            return
+        time.sleep(0.1)
+
+
 def _intervals(log: Path) -> dict[tuple[str, int], list[tuple[str, float, str]]]:
     found: dict[tuple[str, int], list[tuple[str, float, str]]] = defaultdict(list)
     for line in log.read_text().splitlines():
@@ -109,6 +119,7 @@ def test_four_workers_run_a_thousand_workflows_exactly_once(
         procs = [_spawn(database_url, log, lease=30) for _ in range(4)]
         ids = [client.start_workflow(worker_proc.three_effects, i).instance_id for i in range(1000)]
         _wait_all(client, ids, timeout=600)
+        _wait_delivered(log, {f"{i}:{s}" for i in ids for s in (1, 2, 3)}, timeout=120)
         _stop(procs, log)
     finally:
         client.stop()
@@ -145,6 +156,7 @@ def test_workers_killed_at_random_lose_nothing(database_url: str, tmp_path: Path
             kills += 1
             procs[victim] = _spawn(database_url, log, lease=1.0)
         _wait_all(client, ids, timeout=600)
+        _wait_delivered(log, {f"{i}:{s}" for i in ids for s in (1, 4)}, timeout=120)
         _stop(procs, log)
     finally:
         for p in procs:

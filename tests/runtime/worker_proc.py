@@ -82,6 +82,7 @@ def main() -> None:
         lease_seconds=lease,
         poll_interval=0.05,
         outbox_delivery=deliver,
+        outbox_options={"claim_seconds": lease, "initial_backoff": 0.05},
     )
     with app:
         while not os.path.exists(LOG + ".stop"):
