@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
+import msgspec
+
 from replaykit.core.errors import StorageError, WorkflowNotFound
 from replaykit.core.history import CancelRequested, encode_event
 from replaykit.storage import (
@@ -206,10 +208,11 @@ class SqlStorage:
         self, record: InstanceRecord, started_event: bytes
     ) -> tuple[InstanceRecord, bool]:
         def work(tx: SqlTx) -> tuple[InstanceRecord, bool]:
-            created = sql_steps.insert_instance(tx, record, started_event)
+            if sql_steps.insert_instance(tx, record, started_event):
+                return msgspec.structs.replace(record, history_len=1), True
             stored = self._get(tx, record.instance_id)
             assert stored is not None
-            return stored, created
+            return stored, False
 
         return self._run(work)
 

@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
+import msgspec
+
 from ..core.codec import to_builtins
 from ..core.definitions import Activity, Registry, Workflow, default_registry
 from ..core.errors import (
@@ -114,6 +116,7 @@ class App:
         self._owns_storage = isinstance(database, str)
         self._lock = threading.Lock()
         self._finished = threading.Condition()
+        self._finished_here: dict[str, InstanceRecord] = {}
         self.worker: Worker | None = None
         self.relay: OutboxRelay | None = None
         self.started = False
@@ -265,7 +268,10 @@ class App:
         deadline = None if timeout is None else self.clock.time() + timeout
         delay = 0.002
         while True:
-            record = self.status(instance_id)
+            record = self._finished_here.pop(instance_id, None)
+            if record is None and self.worker is not None and self.worker.holds(instance_id):
+                record = InstanceRecord(instance_id=instance_id, workflow="", status="running")
+            record = record or self.status(instance_id)
             if record.status in TERMINAL_STATUSES:
                 return self._outcome(record)
             remaining = None if deadline is None else deadline - self.clock.time()
@@ -273,9 +279,13 @@ class App:
                 raise TimeoutError(
                     f"instance {instance_id!r} is still {record.status} after {timeout} s"
                 )
+            running_here = self.worker is not None and self.worker.holds(instance_id)
+            if running_here:  # this process will be told when it ends: no polling needed
+                delay = self.poll_interval
             wait = delay if remaining is None else min(delay, remaining)
             with self._finished:
-                self._finished.wait(wait)
+                if instance_id not in self._finished_here:
+                    self._finished.wait(wait)
             delay = min(delay * 2, self.poll_interval)
 
     def _outcome(self, record: InstanceRecord) -> Any:
@@ -411,7 +421,23 @@ class App:
         found: Workflow[Any, R] = self.registry.workflow(workflow)
         return found
 
-    def _on_finished(self, instance_id: str) -> None:
+    def _on_finished(self, executor: Any) -> None:
+        """An instance this process ran has committed its end: remember the outcome briefly so
+        ``result()`` answers without a database round trip."""
+        interp = executor.interp
+        if interp.status in TERMINAL_STATUSES:
+            record = msgspec.structs.replace(
+                executor.record,
+                status=interp.status,
+                output=interp.result,
+                error=to_builtins(interp.error) if interp.error is not None else None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            with self._finished:
+                self._finished_here[executor.instance_id] = record
+                while len(self._finished_here) > 10_000:
+                    self._finished_here.pop(next(iter(self._finished_here)))
         with self._finished:
             self._finished.notify_all()
 

@@ -65,7 +65,7 @@ class Worker:
         lease_seconds: float = 300.0,
         poll_interval: float = 1.0,
         owner: str | None = None,
-        on_finished: Callable[[str], None] | None = None,
+        on_finished: Callable[[InstanceExecutor], None] | None = None,
     ) -> None:
         self.storage = storage
         self.registry = registry
@@ -144,7 +144,7 @@ class Worker:
         else:  # continued as new: the next run is pending
             self.wake()
         if self._on_finished is not None:
-            self._on_finished(executor.instance_id)
+            self._on_finished(executor)
 
     def resolve_error(self, type_name: str) -> type[BaseException] | None:
         if type_name not in self._error_cache:
@@ -193,8 +193,10 @@ class Worker:
             )
         finally:
             with self._lock:
+                was_full = len(self._active) >= self.concurrency
                 self._active.pop(instance_id, None)
-            self._wake.set()
+            if was_full:
+                self._wake.set()  # a slot opened: claim the work that may have queued up
 
     def release(self, instance_id: str) -> None:
         try:
@@ -215,6 +217,11 @@ class Worker:
                 executor = self._active.get(instance_id)
                 if executor is not None:
                     executor.lost = True
+
+    def holds(self, instance_id: str) -> bool:
+        """Whether this worker is running ``instance_id`` right now."""
+        with self._lock:
+            return instance_id in self._active
 
     def active_count(self) -> int:
         with self._lock:

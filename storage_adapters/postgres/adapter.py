@@ -29,6 +29,7 @@ from ..sql_steps import SqlTx
 
 NOTIFY_CHANNEL = "replaykit"
 _RETRYABLE = (
+    psycopg.OperationalError,  # a connection the server dropped: the pool hands out a new one
     pg_errors.DeadlockDetected,
     pg_errors.SerializationFailure,
     pg_errors.LockNotAvailable,
@@ -65,7 +66,6 @@ class PostgresStorage(SqlStorage):
             min_size=min_pool,
             max_size=max_pool,
             kwargs={"autocommit": True},
-            check=ConnectionPool.check_connection,
             name="replaykit",
             open=True,
         )
@@ -78,8 +78,12 @@ class PostgresStorage(SqlStorage):
     # -- dialect hooks ----------------------------------------------------------------------
     @contextmanager
     def _begin(self, *, write: bool, exclusive: bool = False) -> Iterator[Any]:
-        with self._pool.connection() as conn, conn.transaction():
-            yield conn
+        with self._pool.connection() as conn:
+            if not write:
+                yield conn  # reads are single statements: autocommit saves BEGIN/COMMIT trips
+                return
+            with conn.transaction():
+                yield conn
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
         if not params:
