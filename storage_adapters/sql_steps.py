@@ -76,8 +76,9 @@ class SqlTx:
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         cursor = self._cursor(sql, params)
+        found = cursor.fetchall()  # first: in pipeline mode this is what waits for the result
         names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in found]
 
     def one(self, sql: str, *params: Any) -> dict[str, Any] | None:
         found = self.rows(sql, *params)
@@ -86,6 +87,11 @@ class SqlTx:
     def run(self, sql: str, *params: Any) -> int:
         """Execute a statement without a result; return the number of rows it changed."""
         return int(self._cursor(sql, params).rowcount)
+
+    def exec(self, sql: str, *params: Any) -> None:
+        """Execute a statement whose outcome nobody reads (PostgreSQL may pipeline it: errors
+        still abort the transaction, at its next sync or at COMMIT)."""
+        self._cursor(sql, params)
 
     def script(self, sql: str) -> None:
         """Execute DDL verbatim (no placeholders), e.g. a migration statement."""
@@ -119,7 +125,7 @@ def lock_instance(tx: SqlTx, instance_id: str) -> dict[str, Any] | None:
 
 def wake(tx: SqlTx, instance_id: str, now: float) -> None:
     """Make a waiting instance pending (always locks the row; see StepCommit rule 5)."""
-    tx.run(
+    tx.exec(
         "UPDATE rk_instances SET status = CASE WHEN status = 'waiting' THEN 'pending' "
         "ELSE status END, updated_at = ? WHERE instance_id = ?",
         now,
@@ -129,7 +135,7 @@ def wake(tx: SqlTx, instance_id: str, now: float) -> None:
 
 
 def add_to_inbox(tx: SqlTx, instance_id: str, event: bytes, now: float) -> None:
-    tx.run(
+    tx.exec(
         "INSERT INTO rk_inbox (instance_id, event, created_at) VALUES (?, ?, ?)",
         instance_id,
         event,
@@ -150,7 +156,7 @@ def take_wait(tx: SqlTx, instance_id: str, step: int) -> bool:
 
 
 def drop_timer(tx: SqlTx, instance_id: str, step: int) -> None:
-    tx.run("DELETE FROM rk_timers WHERE instance_id = ? AND step = ?", instance_id, step)
+    tx.exec("DELETE FROM rk_timers WHERE instance_id = ? AND step = ?", instance_id, step)
 
 
 def inbox_items(tx: SqlTx, instance_id: str) -> list[InboxItem]:
@@ -162,7 +168,7 @@ def inbox_items(tx: SqlTx, instance_id: str) -> list[InboxItem]:
 
 def append_history(tx: SqlTx, instance_id: str, start: int, events: Sequence[bytes]) -> None:
     for seq, event in enumerate(events, start):
-        tx.run(
+        tx.exec(
             "INSERT INTO rk_history (instance_id, seq, event) VALUES (?, ?, ?)",
             instance_id,
             seq,
@@ -227,7 +233,7 @@ def event_received(row: dict[str, Any], step: int, now: float) -> bytes:
 
 
 def record_delivery(tx: SqlTx, instance_id: str, event_pk: int) -> None:
-    tx.run(
+    tx.exec(
         "INSERT INTO rk_event_deliveries (instance_id, event_pk) VALUES (?, ?) "
         "ON CONFLICT DO NOTHING",
         instance_id,
@@ -338,11 +344,11 @@ def message_received(row: dict[str, Any], step: int, now: float) -> bytes:
 
 
 def claim_message(tx: SqlTx, message_id: int, instance_id: str) -> None:
-    tx.run("UPDATE rk_messages SET claimed_by = ? WHERE id = ?", instance_id, message_id)
+    tx.exec("UPDATE rk_messages SET claimed_by = ? WHERE id = ?", instance_id, message_id)
 
 
 def advance_cursor(tx: SqlTx, instance_id: str, channel: str, message_id: int) -> None:
-    tx.run(
+    tx.exec(
         "UPDATE rk_subscriptions SET cursor = ? WHERE instance_id = ? AND channel = ? "
         "AND cursor < ?",
         message_id,
@@ -453,13 +459,13 @@ def take_available_message(tx: SqlTx, instance_id: str, wait: WaitSpec, now: flo
 
 def apply_subscription(tx: SqlTx, instance_id: str, sub: SubscriptionSpec, now: float) -> None:
     if not sub.subscribe:
-        tx.run(
+        tx.exec(
             "DELETE FROM rk_subscriptions WHERE instance_id = ? AND channel = ?",
             instance_id,
             sub.channel,
         )
         return
-    tx.run(
+    tx.exec(
         "INSERT INTO rk_subscriptions (instance_id, channel, mode, cursor, created_at) "
         "VALUES (?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM rk_messages WHERE channel = ?), ?) "
         "ON CONFLICT (instance_id, channel) DO UPDATE SET mode = excluded.mode",
@@ -487,7 +493,7 @@ def register_wait(tx: SqlTx, instance_id: str, floor: int, wait: WaitSpec, now: 
         drop_timer(tx, instance_id, wait.step)
         add_to_inbox(tx, instance_id, found, now)
         return
-    tx.run(
+    tx.exec(
         "INSERT INTO rk_waits (instance_id, step, kind, key, match, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, step) DO NOTHING",
         instance_id,
@@ -500,7 +506,7 @@ def register_wait(tx: SqlTx, instance_id: str, floor: int, wait: WaitSpec, now: 
 
 
 def insert_timer(tx: SqlTx, instance_id: str, timer: TimerSpec) -> None:
-    tx.run(
+    tx.exec(
         "INSERT INTO rk_timers (instance_id, step, fire_at, event, is_timeout) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id, step) DO NOTHING",
         instance_id,
@@ -547,12 +553,12 @@ def fire_due_timers(tx: SqlTx, *, now: float, limit: int) -> list[str]:
 def delete_steps(tx: SqlTx, instance_id: str, steps: Sequence[int]) -> None:
     for step in steps:
         drop_timer(tx, instance_id, step)
-        tx.run("DELETE FROM rk_waits WHERE instance_id = ? AND step = ?", instance_id, step)
+        tx.exec("DELETE FROM rk_waits WHERE instance_id = ? AND step = ?", instance_id, step)
 
 
 def delete_all(tx: SqlTx, instance_id: str, tables: Sequence[str]) -> None:
     for table in tables:
-        tx.run(f"DELETE FROM {table} WHERE instance_id = ?", instance_id)
+        tx.exec(f"DELETE FROM {table} WHERE instance_id = ?", instance_id)
 
 
 # -- StepCommit ---------------------------------------------------------------------------------
@@ -569,7 +575,7 @@ def apply_commit(tx: SqlTx, c: StepCommit) -> CommitResult:
     instance = _check_lease(tx, c)
     if c.consumed_inbox:
         consumed = placeholders(c.consumed_inbox)
-        tx.run(
+        tx.exec(
             f"DELETE FROM rk_inbox WHERE instance_id = ? AND id IN ({consumed})",
             c.instance_id,
             *c.consumed_inbox,
@@ -617,7 +623,7 @@ def _apply_effects(tx: SqlTx, c: StepCommit) -> None:
     for message in c.publishes:
         publish(tx, message, now=c.now)
     for spec in c.outbox:
-        tx.run(
+        tx.exec(
             "INSERT INTO rk_outbox (instance_id, event, destination, status, attempts, "
             "next_attempt_at, created_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
             c.instance_id,
@@ -653,7 +659,7 @@ def _set_status(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> CommitRes
     unconsumed = inbox_items(tx, c.instance_id)
     if c.status == "waiting" and unconsumed:
         return CommitResult(inbox=unconsumed)
-    tx.run(
+    tx.exec(
         "UPDATE rk_instances SET status = ?, lease_owner = NULL, lease_expires_at = NULL "
         "WHERE instance_id = ?",
         c.status,
@@ -665,7 +671,7 @@ def _set_status(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> CommitRes
 
 
 def _finish(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> None:
-    tx.run(
+    tx.exec(
         "UPDATE rk_instances SET status = ?, output = ?, error = ?, lease_owner = NULL, "
         "lease_expires_at = NULL WHERE instance_id = ?",
         c.status,
@@ -685,7 +691,7 @@ def _finish(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> None:
 def _recur(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> None:
     """Continue-as-new: archive this run's history and start the next run."""
     old_run = instance["run"]
-    tx.run(
+    tx.exec(
         "INSERT INTO rk_history_archive (instance_id, run, seq, event) "
         "SELECT instance_id, ?, seq, event FROM rk_history WHERE instance_id = ?",
         old_run,
@@ -694,10 +700,10 @@ def _recur(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> None:
     delete_all(tx, c.instance_id, ["rk_history", "rk_timers", "rk_waits"])
     for item in inbox_items(tx, c.instance_id):
         if not isinstance(decode_event(item.event), CancelRequested):
-            tx.run("DELETE FROM rk_inbox WHERE id = ?", item.id)
+            tx.exec("DELETE FROM rk_inbox WHERE id = ?", item.id)
     if c.recur_started is not None:
         append_history(tx, c.instance_id, 0, [c.recur_started])
-    tx.run(
+    tx.exec(
         "UPDATE rk_instances SET run = ?, input = ?, output = NULL, error = NULL, "
         "continued_from = ?, status = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
         "history_len = ? WHERE instance_id = ?",
