@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from .codec import convert, to_builtins
+from .codec import PLAIN_TYPES, convert, fingerprint, to_builtins
 from .commands import (
     MEMBER_TYPES,
     ActivityCall,
@@ -269,6 +269,38 @@ class Interpreter:
             if immediate is None:
                 return
             value, error = immediate
+
+    def _continue_after(self, step: int, value: Any) -> None:
+        """Hot path of replay: the generator waits on ``step``, which just succeeded with
+        ``value``. Send it and, when the next command is a plain activity call, register it
+        inline; everything else takes the general path (:meth:`_on_yield`)."""
+        del self._pending[step]
+        self._out.pop(step, None)
+        self._blocked_on = None
+        gen = self._gen
+        assert gen is not None
+        try:
+            command = gen.send(value)
+        except StopIteration as stop:
+            self._complete(stop.value)
+            return
+        except Exception as exc:
+            self._fail(exc)
+            return
+        location = self._location()
+        if type(command) is ActivityCall and not command.kwargs:
+            args = command.args
+            if all(type(a) in PLAIN_TYPES for a in args):
+                nxt = self._next_step
+                self._next_step = nxt + 1
+                p = _Pending(nxt, command, None, location, fingerprint(args, {}))
+                self._pending[nxt] = p
+                self._out[nxt] = p
+                self._blocked_on = nxt
+                return
+        immediate = self._on_yield(command, location)
+        if immediate is not None:
+            self._advance(*immediate)
 
     def _location(self) -> Location | None:
         gen: Any = self._gen
@@ -549,10 +581,14 @@ class Interpreter:
             self._remember_compensation(event.step, self._abandoned[event.step], event.result)
             return
         command: ActivityCall[Any] = p.command  # type: ignore[assignment]
-        if command.result_type is Any or command.result_type is None:
+        tp = command.result_type
+        if tp is Any or tp is None or (type(event.result) is tp and tp in PLAIN_TYPES):
             if command.compensation:
                 self._compensations.append((event.step, command, event.result))
-            self._resolve(p, True, event.result)
+            if p.group is None and self._blocked_on == p.step:
+                self._continue_after(p.step, event.result)
+            else:
+                self._resolve(p, True, event.result)
             return
         try:
             value = convert(
