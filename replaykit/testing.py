@@ -48,17 +48,12 @@ from .core.errors import (
     InvalidInput,
     NonDeterminismError,
     ReplayKitError,
-    TerminalError,
     WorkflowFailed,
 )
 from .core.history import (
-    ActivityCompleted,
-    ActivityFailed,
     CancelRequested,
     ChildCompleted,
     ChildFailed,
-    CompensationCompleted,
-    CompensationFailed,
     EffectApplied,
     Event,
     EventData,
@@ -72,7 +67,8 @@ from .core.history import (
     ValueRecorded,
     WorkflowStarted,
 )
-from .core.interpreter import Interpreter, error_info, raise_as
+from .core.interpreter import Interpreter, raise_as
+from .core.outcomes import activity_outcome, call_of
 
 DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -431,10 +427,8 @@ class WorkflowEnvironment:
         command, step = scheduled.command, scheduled.step
         now = self.clock.now
         match command:
-            case ActivityCall():
-                self.enqueue(run, self._run_activity(run, scheduled, command))
-            case Compensate():
-                self.enqueue(run, self._run_compensation(run, scheduled, command))
+            case ActivityCall() | Compensate():
+                self.enqueue(run, self._run_activity(run, scheduled))
             case RetryTimer(seconds=seconds, attempt=attempt, name=name):
                 event = RetryTimerFired(step=step, name=name, attempt=attempt)
                 self._add_timer(run, step, now + seconds, event)
@@ -481,34 +475,15 @@ class WorkflowEnvironment:
             result = asyncio.run(result)  # a fresh loop, closed again (no unclosed-loop warning)
         return to_builtins(result, what=f"result of activity {call.name!r}")
 
-    def _run_activity(
-        self, run: TestRun, scheduled: ScheduledCommand, call: ActivityCall[Any]
-    ) -> Event:
-        step, attempt = scheduled.step, scheduled.attempt
-        ctx = TestActivityContext(run, step, attempt)
-        fp = call.args_fingerprint()
+    def _run_activity(self, run: TestRun, scheduled: ScheduledCommand) -> Event:
+        command = scheduled.command
+        original = command.original_result if isinstance(command, Compensate) else None
+        ctx = TestActivityContext(run, scheduled.step, scheduled.attempt, compensating=original)
         try:
-            result = self._call(run, call, ctx)
+            result = self._call(run, call_of(scheduled), ctx)
         except Exception as exc:
-            info = error_info(exc, retryable=not isinstance(exc, TerminalError))
-            return ActivityFailed(step=step, name=call.name, fp=fp, error=info, attempt=attempt)
-        return ActivityCompleted(step=step, name=call.name, fp=fp, result=result, attempt=attempt)
-
-    def _run_compensation(
-        self, run: TestRun, scheduled: ScheduledCommand, comp: Compensate
-    ) -> Event:
-        step, attempt, call = scheduled.step, scheduled.attempt, comp.call
-        ctx = TestActivityContext(run, step, attempt, compensating=comp.original_result)
-        try:
-            result = self._call(run, call, ctx)
-        except Exception as exc:
-            info = error_info(exc, retryable=not isinstance(exc, TerminalError))
-            return CompensationFailed(
-                step=step, name=call.name, of_step=comp.of_step, error=info, attempt=attempt
-            )
-        return CompensationCompleted(
-            step=step, name=call.name, of_step=comp.of_step, result=result, attempt=attempt
-        )
+            return activity_outcome(scheduled, error=exc)
+        return activity_outcome(scheduled, result=result)
 
     def _wait(self, run: TestRun, step: int, wait: WaitEvent | Receive) -> None:
         got = run._take_for(wait)

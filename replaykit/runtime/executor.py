@@ -37,14 +37,10 @@ from ..core.commands import (
     WaitEvent,
 )
 from ..core.decisions import ScheduledCommand
-from ..core.errors import InvalidInput, ReplayKitError, TerminalError, UnknownWorkflow
+from ..core.errors import InvalidInput, ReplayKitError, UnknownWorkflow
 from ..core.history import (
-    ActivityCompleted,
-    ActivityFailed,
     ChildCompleted,
     ChildFailed,
-    CompensationCompleted,
-    CompensationFailed,
     EffectApplied,
     Event,
     EventTimedOut,
@@ -57,6 +53,7 @@ from ..core.history import (
     encode_event,
 )
 from ..core.interpreter import Interpreter, error_info
+from ..core.outcomes import activity_outcome, call_of
 from ..storage import (
     ChildSpec,
     CommitResult,
@@ -320,7 +317,7 @@ class InstanceExecutor:
     def _run_activity(self, sc: ScheduledCommand) -> bool:
         command = sc.command
         is_comp = isinstance(command, Compensate)
-        call: ActivityCall[Any] = command.call if isinstance(command, Compensate) else command  # type: ignore[assignment]
+        call = call_of(sc)
         definition = call.definition or self.worker.registry.activities.get(call.name)
         hooks = self.worker.hooks
         hooks.emit("activity_started", self.instance_id, sc.step, call.name, sc.attempt)
@@ -376,58 +373,23 @@ class InstanceExecutor:
     def _record_success(
         self, sc: ScheduledCommand, call: ActivityCall[Any], result: Any, started: float, comp: bool
     ) -> None:
-        duration = time.perf_counter() - started
+        self._feed(activity_outcome(sc, result=result))
+        hooks = self.worker.hooks
         if comp:
-            command: Compensate = sc.command  # type: ignore[assignment]
-            self._feed(
-                CompensationCompleted(
-                    step=sc.step,
-                    name=call.name,
-                    of_step=command.of_step,
-                    result=result,
-                    attempt=sc.attempt,
-                )
+            hooks.emit("compensated", self.instance_id, sc.step, call.name, True)
+        else:
+            duration = time.perf_counter() - started
+            hooks.emit(
+                "activity_completed", self.instance_id, sc.step, call.name, sc.attempt, duration
             )
-            self.worker.hooks.emit("compensated", self.instance_id, sc.step, call.name, True)
-            return
-        self._feed(
-            ActivityCompleted(
-                step=sc.step,
-                name=call.name,
-                fp=call.args_fingerprint(),
-                result=result,
-                attempt=sc.attempt,
-            )
-        )
-        self.worker.hooks.emit(
-            "activity_completed", self.instance_id, sc.step, call.name, sc.attempt, duration
-        )
 
     def _record_failure(
         self, sc: ScheduledCommand, call: ActivityCall[Any], exc: BaseException, comp: bool
     ) -> None:
-        info = error_info(exc, retryable=not isinstance(exc, TerminalError))
         self.worker.hooks.emit(
             "activity_failed", self.instance_id, sc.step, call.name, sc.attempt, exc
         )
-        if comp:
-            command: Compensate = sc.command  # type: ignore[assignment]
-            event: Event = CompensationFailed(
-                step=sc.step,
-                name=call.name,
-                of_step=command.of_step,
-                error=info,
-                attempt=sc.attempt,
-            )
-        else:
-            event = ActivityFailed(
-                step=sc.step,
-                name=call.name,
-                fp=call.args_fingerprint(),
-                error=info,
-                attempt=sc.attempt,
-            )
-        self._feed(event)
+        self._feed(activity_outcome(sc, error=exc))
 
     # ------------------------------------------------------------------ commits
 
