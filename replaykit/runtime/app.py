@@ -411,6 +411,57 @@ class App:
     async def cancel_async(self, instance_id: str, reason: str = "") -> InstanceRecord:
         return await asyncio.to_thread(self.cancel, instance_id, reason)
 
+    # ------------------------------------------------------------------ integrations
+
+    send_to = send_message  # the outside twin of ``SendTo`` (the name the channel docs use)
+
+    async def publish_async(
+        self, channel: str, data: Any = None, metadata: dict[str, str] | None = None
+    ) -> None:
+        await asyncio.to_thread(self.publish, channel, data, metadata)
+
+    async def send_to_async(
+        self,
+        instance_id: str,
+        channel: str,
+        data: Any = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        await asyncio.to_thread(self.send_message, instance_id, channel, data, metadata)
+
+    @property
+    def event_handlers(self) -> list[Any]:
+        """``StartOn`` rules registered with :meth:`on_event` (used by the CloudEvents intake)."""
+        handlers: list[Any] = self.__dict__.setdefault("_event_handlers", [])
+        return handlers
+
+    def on_event(
+        self,
+        type: str,
+        workflow: Workflow[Any, Any] | str,
+        *,
+        input: Any = None,
+        instance_id: str = "{type}:{source}:{id}",
+    ) -> None:
+        """Start ``workflow`` for every CloudEvent of ``type`` received by :meth:`asgi`.
+
+        ``input(event: EventData)`` makes the input (default: the event's data); ``instance_id``
+        is a template over ``type``, ``source``, ``id`` and ``subject``, so a redelivered
+        event never starts a second instance.
+        """
+        from ..integrations.http import StartOn
+
+        if isinstance(workflow, Workflow):
+            self._workflow(workflow)
+        rule = StartOn(type=type, workflow=workflow, input=input, instance_id=instance_id)
+        self.event_handlers.append(rule)
+
+    def asgi(self, *, path: str = "/", max_body: int = 1024 * 1024) -> Any:
+        """The CloudEvents intake as an ASGI app (see ``replaykit.integrations.http``)."""
+        from ..integrations.http import cloudevents_app
+
+        return cloudevents_app(self, path=path, max_body=max_body)
+
     # ------------------------------------------------------------------ internals
 
     def _workflow(self, workflow: Workflow[Any, R] | str) -> Workflow[Any, R]:
