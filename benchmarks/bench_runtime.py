@@ -1,14 +1,18 @@
-"""Runtime benchmark on SQLite and PostgreSQL: prints figures, never asserts.
+"""Runtime benchmark on SQLite, PostgreSQL and MySQL/MariaDB: prints figures, never asserts.
 
     .venv/bin/python benchmarks/bench_runtime.py                 # SQLite only
     REPLAYKIT_TEST_PG_DSN=postgresql://postgres@127.0.0.1:5432/test \\
+    REPLAYKIT_TEST_MYSQL_DSN=mysql://root@127.0.0.1:3306/test \\
         .venv/bin/python benchmarks/bench_runtime.py --json out.json
 
 Measures, per database: 3-activity workflows run one at a time and 500 started at once
 (workflows/s), start-to-result latency (p50, p90), event wake-up latency (event sent -> workflow
 completes; p50, max), database commits per workflow, and the RSS added by 10,000 instances parked
 on an event wait. Also prints the database's own limit measured in the same run: raw single-row
-commits per second on the same SQLite file (WAL) and PostgreSQL connection.
+commits per second on the same SQLite file (WAL), PostgreSQL connection and MySQL connection
+(PyMySQL; InnoDB with the server's own ``innodb_flush_log_at_trx_commit``). PostgreSQL runs in a
+fresh schema and MySQL in a fresh database, both dropped afterwards. MySQL has no LISTEN/NOTIFY:
+its workers poll every ``poll_interval`` (0.2 s here), which shows in the wake-up latencies.
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ def raw_commits_per_second(url: str, n: int = 500) -> float:
         elapsed = time.perf_counter() - start
         conn.close()
         return n / elapsed
+    if url.startswith("mysql"):
+        return raw_mysql_commits_per_second(url, n)
     import psycopg
 
     with psycopg.connect(url) as conn:
@@ -102,11 +108,27 @@ def raw_commits_per_second(url: str, n: int = 500) -> float:
         return n / (time.perf_counter() - start)
 
 
+def raw_mysql_commits_per_second(url: str, n: int) -> float:
+    from storage_adapters.mysql.adapter import connect_args, open_connection
+
+    conn = open_connection(connect_args(url))
+    try:
+        cursor = conn.cursor()
+        cursor.execute("CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, v TEXT)")
+        start = time.perf_counter()
+        for i in range(n):
+            cursor.execute("INSERT INTO t (v) VALUES (%s)", (str(i),))
+            conn.commit()
+        return n / (time.perf_counter() - start)
+    finally:
+        conn.close()
+
+
 def bench(
     url: str, *, n_seq: int, n_burst: int, n_latency: int, n_wake: int, n_parked: int
 ) -> dict[str, Any]:
     registry = Registry()
-    out: dict[str, Any] = {"database": url.split(":", 1)[0]}
+    out: dict[str, Any] = {"database": url.split(":", 1)[0].replace("mariadb", "mysql")}
     with App(url, registry=registry, workflows=[three_steps, wait_once], poll_interval=0.2) as app:
         app.start_workflow(three_steps, 1).result(timeout=30)  # warm-up
 
@@ -189,6 +211,12 @@ def main() -> None:
         finally:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    mysql_dsn = os.environ.get("REPLAYKIT_TEST_MYSQL_DSN")
+    if mysql_dsn:
+        from storage_adapters.mysql.adapter import scratch_database
+
+        with scratch_database(mysql_dsn, "rk_bench") as url:
+            results.append(bench(url, **sizes))
     keys = [k for k in results[0] if k != "database"]
     print(f"{'metric':<34}" + "".join(f"{r['database']:>14}" for r in results))
     for key in keys:

@@ -1,7 +1,9 @@
-"""Storage adapters for replaykit: SQLite (embedded, default) and PostgreSQL (many workers).
+"""Storage adapters for replaykit: SQLite (embedded, default), PostgreSQL and MySQL/MariaDB
+(many workers).
 
 >>> storage = open_storage("sqlite:///replaykit.db")
 >>> storage = open_storage("postgresql://postgres@127.0.0.1:5432/app")
+>>> storage = open_storage("mysql://app:secret@127.0.0.1:3306/app")  # needs the `mysql` extra
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from replaykit.storage import Storage
 
 def open_storage(url: str, *, auto_migrate: bool = True, **options: Any) -> Storage:
     """Open the adapter for ``url`` (``sqlite:///path.db``, ``sqlite://:memory:``,
-    ``postgresql://...``) and apply migrations unless ``auto_migrate=False``."""
+    ``postgresql://...``, ``mysql://...`` or ``mariadb://...``) and apply migrations unless
+    ``auto_migrate=False``."""
     storage: Storage
     if url.startswith("sqlite:"):
         from .sqlite import SqliteStorage
@@ -25,10 +28,18 @@ def open_storage(url: str, *, auto_migrate: bool = True, **options: Any) -> Stor
 
         storage = PostgresStorage(url, **options)
     elif url.startswith(("mysql:", "mariadb:")):
-        raise InvalidInput("the MySQL/MariaDB adapter is not available yet")
+        try:
+            from .mysql import MysqlStorage
+        except ImportError as exc:
+            raise InvalidInput(
+                f"{url.split(':', 1)[0]}:// URLs need PyMySQL: "
+                "pip install 'replaykit-durable[mysql]'"
+            ) from exc
+        storage = MysqlStorage(url, **options)
     else:
         raise InvalidInput(
-            f"unsupported database URL {url!r}: use sqlite:///path.db or postgresql://..."
+            f"unsupported database URL {url!r}: use sqlite:///path.db, postgresql://... "
+            "or mysql://..."
         )
     if auto_migrate:
         storage.migrate()

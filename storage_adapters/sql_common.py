@@ -1,11 +1,23 @@
-"""The SQL both adapters share: every storage algorithm written once, with small dialect hooks.
+"""The SQL the adapters share: every storage algorithm written once, with small dialect hooks.
 
 :class:`SqlStorage` implements the :class:`replaykit.storage.Storage` protocol on top of a
 DB-API connection. SQL is written with ``?`` placeholders and two markers a dialect fills in:
 ``{FOR_UPDATE}`` (a blocking row lock) and ``{SKIP_LOCKED}`` (a row lock that skips rows other
 transactions hold). SQLite serializes writers (``BEGIN IMMEDIATE``), so both are empty there;
-PostgreSQL turns them into ``FOR UPDATE`` / ``FOR UPDATE SKIP LOCKED`` and adds per-key advisory
-locks (:meth:`SqlStorage._lock_key`) and ``pg_notify`` (:meth:`SqlStorage._emit_notifies`).
+PostgreSQL and MySQL turn them into ``FOR UPDATE`` / ``FOR UPDATE SKIP LOCKED`` and add per-key
+locks (:meth:`SqlStorage._lock_key`); PostgreSQL also sends ``pg_notify``
+(:meth:`SqlStorage._emit_notifies`).
+
+What differs between the three dialects is asked of hooks, never spelled in the shared SQL:
+
+* duplicates on insert: :meth:`SqlStorage._ignore_duplicate` / :meth:`_update_duplicate`
+  (``ON CONFLICT ... DO NOTHING/UPDATE`` here, ``ON DUPLICATE KEY UPDATE`` on MySQL);
+* the id of an inserted row: :meth:`SqlStorage._insert_id` (``RETURNING id``, or ``lastrowid``);
+* ``UPDATE/DELETE ... RETURNING``: with :attr:`SqlStorage.update_returning` false (MySQL), the
+  helpers ``sql_steps.update_where`` / ``update_rows`` select the rows ``FOR UPDATE`` first and
+  update them by key in the same transaction;
+* identifiers that are reserved words in MySQL (``key``, ``match``, ``cursor``) are written in
+  standard double quotes, which the MySQL dialect turns into backticks.
 
 Lock order (what keeps PostgreSQL free of deadlocks between the common paths): advisory keys
 (sorted), then the instance row, then that instance's timers/waits/inbox rows. Deadlocks that
@@ -46,6 +58,7 @@ INSTANCE_COLUMNS = (
     "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len"
 )
 CLAIMABLE = "(status = 'pending' OR (status = 'running' AND lease_expires_at < ?))"
+CLAIM_ASSIGN = "status = 'running', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
 MIGRATIONS_DDL = "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar(128) PRIMARY KEY)"
 
 
@@ -92,7 +105,7 @@ class SqlTransaction:
 
 
 class SqlStorage:
-    """The storage algorithms, shared by the SQLite and PostgreSQL adapters."""
+    """The storage algorithms, shared by the SQLite, PostgreSQL and MySQL adapters."""
 
     url: str
     notifies: bool = False
@@ -102,6 +115,8 @@ class SqlStorage:
     retry_seconds: float = 30.0
     for_update: str = ""
     skip_locked: str = ""
+    #: ``UPDATE ... RETURNING`` and ``DELETE ... RETURNING`` exist (not on MySQL)
+    update_returning: bool = True
     #: the driver's base exception class(es), turned into StorageError
     db_errors: tuple[type[BaseException], ...] = ()
 
@@ -113,6 +128,23 @@ class SqlStorage:
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
         """Run one statement (``?`` placeholders); return a DB-API cursor."""
         raise NotImplementedError
+
+    def _execute_script(self, conn: Any, sql: str) -> Any:
+        """Run DDL verbatim (no placeholders, no translation), e.g. a migration statement."""
+        return self._execute(conn, sql, ())
+
+    def _ignore_duplicate(self, key: str, column: str) -> str:
+        """See :meth:`SqlTx.ignore_duplicate` (``column`` is for dialects without a target)."""
+        return f" ON CONFLICT {key} DO NOTHING" if key else " ON CONFLICT DO NOTHING"
+
+    def _update_duplicate(self, key: str, assignments: str) -> str:
+        """See :meth:`SqlTx.update_duplicate`."""
+        return f" ON CONFLICT {key} DO UPDATE SET {assignments}"
+
+    def _insert_id(self, tx: SqlTx, sql: str, params: Sequence[Any]) -> int | None:
+        """Run an ``INSERT`` of one row; its ``id``, or None when a duplicate was skipped."""
+        row = tx.one(f"{sql} RETURNING id", *params)
+        return None if row is None else int(row["id"])
 
     def _is_retryable(self, exc: BaseException) -> bool:
         """Busy/locked (SQLite) or deadlock/serialization failure (PostgreSQL)."""
@@ -284,14 +316,16 @@ class SqlStorage:
             ids = [row["instance_id"] for row in tx.rows(select, now, *names, limit)]
             if not ids:
                 return []
-            rows = tx.rows(
-                "UPDATE rk_instances SET status = 'running', lease_owner = ?, "
-                f"lease_expires_at = ?, updated_at = ? WHERE instance_id IN ({placeholders(ids)}) "
-                f"RETURNING {INSTANCE_COLUMNS}",
+            rows = sql_steps.update_rows(
+                tx,
+                "rk_instances",
+                "instance_id",
+                ids,
+                CLAIM_ASSIGN,
                 owner,
                 now + lease_seconds,
                 now,
-                *ids,
+                returning=INSTANCE_COLUMNS,
             )
             by_id = {row["instance_id"]: instance_from_row(row) for row in rows}
             return [by_id[i] for i in ids if i in by_id]
@@ -301,28 +335,39 @@ class SqlStorage:
     def claim_instance(
         self, instance_id: str, owner: str, *, lease_seconds: float, now: float
     ) -> InstanceRecord | None:
-        sql = (
-            "UPDATE rk_instances SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
-            f"updated_at = ? WHERE instance_id = ? AND ({CLAIMABLE} OR "
-            f"(status = 'running' AND lease_owner = ?)) RETURNING {INSTANCE_COLUMNS}"
+        where = (
+            f"instance_id = ? AND ({CLAIMABLE} OR (status = 'running' AND lease_owner = ?))",
+            (instance_id, now, owner),
         )
-        params = (owner, now + lease_seconds, now, instance_id, now, owner)
-        row = self._run(lambda tx: tx.one(sql, *params))
-        return None if row is None else instance_from_row(row)
+        rows = self._update_instances(
+            where, CLAIM_ASSIGN, owner, now + lease_seconds, now, returning=INSTANCE_COLUMNS
+        )
+        return instance_from_row(rows[0]) if rows else None
 
     def heartbeat(
         self, instance_ids: Sequence[str], owner: str, *, lease_seconds: float, now: float
     ) -> list[str]:
         if not instance_ids:
             return []
-        sql = (
-            "UPDATE rk_instances SET lease_expires_at = ? WHERE status = 'running' "
-            f"AND lease_owner = ? AND instance_id IN ({placeholders(instance_ids)}) "
-            "RETURNING instance_id"
+        listed = placeholders(instance_ids)
+        held = f"status = 'running' AND lease_owner = ? AND instance_id IN ({listed})"
+        where = (held, (owner, *instance_ids))
+        rows = self._update_instances(
+            where, "lease_expires_at = ?", now + lease_seconds, returning="instance_id"
         )
-        rows = self._run(lambda tx: tx.rows(sql, now + lease_seconds, owner, *instance_ids))
         kept = {row["instance_id"] for row in rows}
         return [i for i in instance_ids if i not in kept]
+
+    def _update_instances(
+        self, where: tuple[str, Sequence[Any]], assign: str, *params: Any, returning: str
+    ) -> list[dict[str, Any]]:
+        """Update the instances matching ``where`` in a transaction of its own; their
+        ``returning`` columns after the update."""
+        return self._run(
+            lambda tx: sql_steps.update_where(
+                tx, "rk_instances", "instance_id", where, assign, *params, returning=returning
+            )
+        )
 
     def release(self, instance_id: str, owner: str) -> None:
         def work(tx: SqlTx) -> None:
@@ -392,13 +437,16 @@ class SqlStorage:
             ids = [row["id"] for row in tx.rows(select, now, now, limit)]
             if not ids:
                 return []
-            rows = tx.rows(
-                "UPDATE rk_outbox SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
-                f"WHERE id IN ({placeholders(ids)}) RETURNING id, instance_id, event, "
-                "destination, attempts, status, last_error, next_attempt_at",
+            rows = sql_steps.update_rows(
+                tx,
+                "rk_outbox",
+                "id",
+                ids,
+                "claimed_by = ?, claimed_until = ?, attempts = attempts + 1",
                 owner,
                 now + lease_seconds,
-                *ids,
+                returning="id, instance_id, event, destination, attempts, status, last_error, "
+                "next_attempt_at",
             )
             return sorted((outbox_from_row(row) for row in rows), key=lambda r: ids.index(r.id))
 

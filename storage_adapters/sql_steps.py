@@ -1,4 +1,4 @@
-"""The write algorithms both SQL adapters share, as functions over an open transaction.
+"""The write algorithms the SQL adapters share, as functions over an open transaction.
 
 Each function takes a :class:`SqlTx` (one open transaction) and follows the protocol in
 ``replaykit.storage``: applying a :class:`StepCommit`, registering waits (with immediate
@@ -54,11 +54,20 @@ class Dialect(Protocol):
 
     for_update: str
     skip_locked: str
+    update_returning: bool
     db_errors: tuple[type[BaseException], ...]
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any: ...
 
+    def _execute_script(self, conn: Any, sql: str) -> Any: ...
+
     def _lock_key(self, tx: SqlTx, key: str) -> None: ...
+
+    def _ignore_duplicate(self, key: str, column: str) -> str: ...
+
+    def _update_duplicate(self, key: str, assignments: str) -> str: ...
+
+    def _insert_id(self, tx: SqlTx, sql: str, params: Sequence[Any]) -> int | None: ...
 
 
 class SqlTx:
@@ -69,13 +78,14 @@ class SqlTx:
         self.conn = conn
         self.notify_kinds: set[str] = set()
 
-    def _cursor(self, sql: str, params: Sequence[Any]) -> Any:
+    def cursor(self, sql: str, *params: Any) -> Any:
+        """Run one statement; the driver's cursor."""
         sql = sql.replace("{FOR_UPDATE}", self.storage.for_update)
         sql = sql.replace("{SKIP_LOCKED}", self.storage.skip_locked)
         return self.storage._execute(self.conn, sql, params)
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        cursor = self._cursor(sql, params)
+        cursor = self.cursor(sql, *params)
         found = cursor.fetchall()  # first: in pipeline mode this is what waits for the result
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in found]
@@ -86,16 +96,31 @@ class SqlTx:
 
     def run(self, sql: str, *params: Any) -> int:
         """Execute a statement without a result; return the number of rows it changed."""
-        return int(self._cursor(sql, params).rowcount)
+        return int(self.cursor(sql, *params).rowcount)
 
     def exec(self, sql: str, *params: Any) -> None:
         """Execute a statement whose outcome nobody reads (PostgreSQL may pipeline it: errors
         still abort the transaction, at its next sync or at COMMIT)."""
-        self._cursor(sql, params)
+        self.cursor(sql, *params)
 
     def script(self, sql: str) -> None:
         """Execute DDL verbatim (no placeholders), e.g. a migration statement."""
-        self.storage._execute(self.conn, sql, ())
+        self.storage._execute_script(self.conn, sql)
+
+    def insert_id(self, sql: str, *params: Any) -> int | None:
+        """Run an ``INSERT`` (which may skip a duplicate): the new row's ``id``, None if skipped."""
+        return self.storage._insert_id(self, sql, params)
+
+    def ignore_duplicate(self, key: str, column: str) -> str:
+        """SQL after ``INSERT ... VALUES (...)`` that skips a row duplicating the unique ``key``
+        (``"(a, b)"``, or ``""`` for any unique index), changing no rows; ``column`` is one of
+        the table's columns (MySQL assigns it to itself)."""
+        return self.storage._ignore_duplicate(key, column)
+
+    def update_duplicate(self, key: str, assignments: str) -> str:
+        """SQL after ``INSERT ... VALUES (...)`` that applies ``assignments`` (``?`` parameters
+        follow the VALUES ones) to the existing row when the unique ``key`` is duplicated."""
+        return self.storage._update_duplicate(key, assignments)
 
     def notify(self, kind: str) -> None:
         self.notify_kinds.add(kind)
@@ -109,6 +134,61 @@ class SqlTx:
 def placeholders(values: Sequence[Any]) -> str:
     """``?, ?, ?`` for an ``IN (...)`` list of ``values``."""
     return ", ".join("?" for _ in values)
+
+
+def update_rows(
+    tx: SqlTx,
+    table: str,
+    key: str,
+    keys: Sequence[Any],
+    assign: str,
+    *params: Any,
+    returning: str | None = None,
+) -> list[dict[str, Any]]:
+    """``UPDATE table SET assign`` (``params``) on the rows whose ``key`` is in ``keys``, rows this
+    transaction has locked; the ``returning`` columns as they are after the update."""
+    where = f"{key} IN ({placeholders(keys)})"
+    update = f"UPDATE {table} SET {assign} WHERE {where}"
+    if returning is None:
+        tx.exec(update, *params, *keys)
+        return []
+    if tx.storage.update_returning:
+        return tx.rows(f"{update} RETURNING {returning}", *params, *keys)
+    tx.exec(update, *params, *keys)
+    return tx.rows(f"SELECT {returning} FROM {table} WHERE {where}", *keys)
+
+
+def update_where(
+    tx: SqlTx,
+    table: str,
+    key: str,
+    where: tuple[str, Sequence[Any]],
+    assign: str,
+    *params: Any,
+    returning: str,
+    fresh: bool = True,
+) -> list[dict[str, Any]]:
+    """``UPDATE table SET assign WHERE where RETURNING returning`` in one statement where the
+    database can; else (MySQL) select the rows' ``key`` ``FOR UPDATE`` first, then update them
+    by key. ``fresh=False`` says the update leaves the ``returning`` columns alone, so they are
+    read while locking and not read again."""
+    condition, condition_params = where
+    if tx.storage.update_returning:
+        return tx.rows(
+            f"UPDATE {table} SET {assign} WHERE {condition} RETURNING {returning}",
+            *params,
+            *condition_params,
+        )
+    columns = key if fresh else f"{key}, {returning}"
+    sql = f"SELECT {columns} FROM {table} WHERE {condition}{{FOR_UPDATE}}"
+    locked = tx.rows(sql, *condition_params)
+    if not locked:
+        return []
+    keys = [row[key] for row in locked]
+    found = update_rows(
+        tx, table, key, keys, assign, *params, returning=returning if fresh else None
+    )
+    return found if fresh else locked
 
 
 def event_floor(tx: SqlTx) -> int:
@@ -178,12 +258,12 @@ def append_history(tx: SqlTx, instance_id: str, start: int, events: Sequence[byt
 
 def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> bool:
     """Insert an instance with ``started_event`` as history position 0 unless the id exists."""
-    inserted = tx.rows(
+    inserted = tx.run(
         "INSERT INTO rk_instances (instance_id, workflow, status, input, output, error, run, "
         "continued_from, parent_id, parent_step, lease_owner, lease_expires_at, created_at, "
         "updated_at, history_len, event_floor) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?) "
-        "ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)"
+        + tx.ignore_duplicate("(instance_id)", "instance_id"),
         record.instance_id,
         record.workflow,
         record.status,
@@ -234,8 +314,8 @@ def event_received(row: dict[str, Any], step: int, now: float) -> bytes:
 
 def record_delivery(tx: SqlTx, instance_id: str, event_pk: int) -> None:
     tx.exec(
-        "INSERT INTO rk_event_deliveries (instance_id, event_pk) VALUES (?, ?) "
-        "ON CONFLICT DO NOTHING",
+        "INSERT INTO rk_event_deliveries (instance_id, event_pk) VALUES (?, ?)"
+        + tx.ignore_duplicate("(instance_id, event_pk)", "instance_id"),
         instance_id,
         event_pk,
     )
@@ -243,9 +323,9 @@ def record_delivery(tx: SqlTx, instance_id: str, event_pk: int) -> None:
 
 def send_event(tx: SqlTx, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
     tx.lock_keys([f"event:{event.type}"])
-    stored = tx.rows(
+    stored = tx.insert_id(
         f"INSERT INTO rk_events ({EVENT_COLUMNS[4:]}, target, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" + tx.ignore_duplicate("", "id"),
         event.type,
         event.source,
         event.id,
@@ -256,10 +336,10 @@ def send_event(tx: SqlTx, event: StoredEvent, *, now: float) -> tuple[bool, list
         event.target,
         now,
     )
-    if not stored:
+    if stored is None:
         return False, []
-    row = {
-        "id": stored[0]["id"],
+    row: dict[str, Any] = {
+        "id": stored,
         "type": event.type,
         "source": event.source,
         "event_id": event.id,
@@ -287,16 +367,16 @@ def _event_waiters(
     """Event waits that may take ``event``, per instance (sorted), lowest step first."""
     if event.target is not None:
         rows = tx.rows(
-            "SELECT instance_id, step, match FROM rk_waits "
-            "WHERE kind = 'event' AND key = ? AND instance_id = ? ORDER BY step",
+            'SELECT instance_id, step, "match" FROM rk_waits '
+            "WHERE kind = 'event' AND \"key\" = ? AND instance_id = ? ORDER BY step",
             event.type,
             event.target,
         )
     else:
         rows = tx.rows(
-            "SELECT w.instance_id, w.step, w.match FROM rk_waits w "
+            'SELECT w.instance_id, w.step, w."match" FROM rk_waits w '
             "JOIN rk_instances i ON i.instance_id = w.instance_id "
-            "WHERE w.kind = 'event' AND w.key = ? AND i.event_floor < ? "
+            "WHERE w.kind = 'event' AND w.\"key\" = ? AND i.event_floor < ? "
             "ORDER BY w.instance_id, w.step",
             event.type,
             event_pk,
@@ -349,8 +429,8 @@ def claim_message(tx: SqlTx, message_id: int, instance_id: str) -> None:
 
 def advance_cursor(tx: SqlTx, instance_id: str, channel: str, message_id: int) -> None:
     tx.exec(
-        "UPDATE rk_subscriptions SET cursor = ? WHERE instance_id = ? AND channel = ? "
-        "AND cursor < ?",
+        'UPDATE rk_subscriptions SET "cursor" = ? WHERE instance_id = ? AND channel = ? '
+        'AND "cursor" < ?',
         message_id,
         instance_id,
         channel,
@@ -361,9 +441,9 @@ def advance_cursor(tx: SqlTx, instance_id: str, channel: str, message_id: int) -
 def publish(tx: SqlTx, message: PublishSpec, *, now: float) -> tuple[int, list[str]]:
     """Store a message and deliver it to the waiting receivers; return (id, woken ids)."""
     tx.lock_keys([f"message:{message.channel}"])
-    row = tx.one(
+    message_id = tx.insert_id(
         "INSERT INTO rk_messages (channel, data, metadata, sender, target, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        "VALUES (?, ?, ?, ?, ?, ?)",
         message.channel,
         dump_json(message.data),
         dump_json(message.metadata),
@@ -371,9 +451,9 @@ def publish(tx: SqlTx, message: PublishSpec, *, now: float) -> tuple[int, list[s
         message.target,
         now,
     )
-    assert row is not None
+    assert message_id is not None
     stored = {
-        "id": row["id"],
+        "id": message_id,
         "channel": message.channel,
         "data": dump_json(message.data),
         "metadata": dump_json(message.metadata),
@@ -385,7 +465,7 @@ def publish(tx: SqlTx, message: PublishSpec, *, now: float) -> tuple[int, list[s
         woken = _deliver_message(tx, stored, _waiting_subscribers(tx, message.channel), now)
         competing = _waiting_subscribers(tx, message.channel, "competing")
         woken += _deliver_message(tx, stored, competing, now, claim=True)
-    return row["id"], woken
+    return message_id, woken
 
 
 def _waiting_subscribers(tx: SqlTx, channel: str, mode: str = "broadcast") -> list[str]:
@@ -393,7 +473,7 @@ def _waiting_subscribers(tx: SqlTx, channel: str, mode: str = "broadcast") -> li
     rows = tx.rows(
         "SELECT s.instance_id, MIN(w.created_at) AS since FROM rk_subscriptions s "
         "JOIN rk_waits w ON w.instance_id = s.instance_id AND w.kind = 'message' "
-        "AND w.key = s.channel WHERE s.channel = ? AND s.mode = ? "
+        'AND w."key" = s.channel WHERE s.channel = ? AND s.mode = ? '
         "GROUP BY s.instance_id ORDER BY since, s.instance_id",
         channel,
         mode,
@@ -411,7 +491,7 @@ def _deliver_message(
         if lock_instance(tx, instance_id) is None:
             continue
         steps = tx.rows(
-            "SELECT step FROM rk_waits WHERE instance_id = ? AND kind = 'message' AND key = ? "
+            "SELECT step FROM rk_waits WHERE instance_id = ? AND kind = 'message' AND \"key\" = ? "
             "ORDER BY step",
             instance_id,
             message["channel"],
@@ -440,7 +520,7 @@ def take_available_message(tx: SqlTx, instance_id: str, wait: WaitSpec, now: flo
         claim_message(tx, found["id"], instance_id)
         return message_received(found, wait.step, now)
     sub = tx.one(
-        "SELECT mode, cursor FROM rk_subscriptions WHERE instance_id = ? AND channel = ?",
+        'SELECT mode, "cursor" FROM rk_subscriptions WHERE instance_id = ? AND channel = ?',
         instance_id,
         channel,
     )
@@ -466,14 +546,15 @@ def apply_subscription(tx: SqlTx, instance_id: str, sub: SubscriptionSpec, now: 
         )
         return
     tx.exec(
-        "INSERT INTO rk_subscriptions (instance_id, channel, mode, cursor, created_at) "
-        "VALUES (?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM rk_messages WHERE channel = ?), ?) "
-        "ON CONFLICT (instance_id, channel) DO UPDATE SET mode = excluded.mode",
+        'INSERT INTO rk_subscriptions (instance_id, channel, mode, "cursor", created_at) '
+        "VALUES (?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM rk_messages WHERE channel = ?), ?)"
+        + tx.update_duplicate("(instance_id, channel)", "mode = ?"),
         instance_id,
         sub.channel,
         sub.mode,
         sub.channel,
         now,
+        sub.mode,
     )
 
 
@@ -494,8 +575,8 @@ def register_wait(tx: SqlTx, instance_id: str, floor: int, wait: WaitSpec, now: 
         add_to_inbox(tx, instance_id, found, now)
         return
     tx.exec(
-        "INSERT INTO rk_waits (instance_id, step, kind, key, match, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, step) DO NOTHING",
+        'INSERT INTO rk_waits (instance_id, step, kind, "key", "match", created_at) '
+        "VALUES (?, ?, ?, ?, ?, ?)" + tx.ignore_duplicate("(instance_id, step)", "step"),
         instance_id,
         wait.step,
         wait.kind,
@@ -508,7 +589,7 @@ def register_wait(tx: SqlTx, instance_id: str, floor: int, wait: WaitSpec, now: 
 def insert_timer(tx: SqlTx, instance_id: str, timer: TimerSpec) -> None:
     tx.exec(
         "INSERT INTO rk_timers (instance_id, step, fire_at, event, is_timeout) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id, step) DO NOTHING",
+        "VALUES (?, ?, ?, ?, ?)" + tx.ignore_duplicate("(instance_id, step)", "step"),
         instance_id,
         timer.step,
         timer.fire_at,
@@ -533,11 +614,7 @@ def fire_due_timers(tx: SqlTx, *, now: float, limit: int) -> list[str]:
         )
         if instance is None:
             continue  # another transaction holds the instance; next round
-        fired = tx.one(
-            "DELETE FROM rk_timers WHERE instance_id = ? AND step = ? RETURNING event, is_timeout",
-            instance_id,
-            timer["step"],
-        )
+        fired = _take_timer(tx, instance_id, timer["step"])
         if fired is None or instance["status"] in TERMINAL_STATUSES:
             continue
         if fired["is_timeout"] and not tx.run(
@@ -548,6 +625,17 @@ def fire_due_timers(tx: SqlTx, *, now: float, limit: int) -> list[str]:
         if instance_id not in woken:
             woken.append(instance_id)
     return woken
+
+
+def _take_timer(tx: SqlTx, instance_id: str, step: int) -> dict[str, Any] | None:
+    """Delete one timer; its ``event`` and ``is_timeout``, or None if it is already gone."""
+    where = "FROM rk_timers WHERE instance_id = ? AND step = ?"
+    if tx.storage.update_returning:
+        return tx.one(f"DELETE {where} RETURNING event, is_timeout", instance_id, step)
+    fired = tx.one(f"SELECT event, is_timeout {where}{{FOR_UPDATE}}", instance_id, step)
+    if fired is not None:
+        tx.exec(f"DELETE {where}", instance_id, step)
+    return fired
 
 
 def delete_steps(tx: SqlTx, instance_id: str, steps: Sequence[int]) -> None:
@@ -591,24 +679,26 @@ def apply_commit(tx: SqlTx, c: StepCommit) -> CommitResult:
 
 
 def _check_lease(tx: SqlTx, c: StepCommit) -> dict[str, Any]:
-    row = tx.one(
-        "UPDATE rk_instances SET lease_expires_at = ?, updated_at = ?, history_len = ? "
-        "WHERE instance_id = ? AND lease_owner = ? AND status = 'running' "
-        "RETURNING run, parent_id, parent_step, event_floor",
+    found = update_where(
+        tx,
+        "rk_instances",
+        "instance_id",
+        ("instance_id = ? AND lease_owner = ? AND status = 'running'", (c.instance_id, c.owner)),
+        "lease_expires_at = ?, updated_at = ?, history_len = ?",
         c.lease_expires_at,
         c.now,
         c.history_len + len(c.events),
-        c.instance_id,
-        c.owner,
+        returning="run, parent_id, parent_step, event_floor",
+        fresh=False,
     )
-    if row is None:
+    if not found:
         raise LeaseLost(
             f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds its lease "
             "(another worker took it over); the step was not recorded",
             instance_id=c.instance_id,
             owner=c.owner,
         )
-    return row
+    return found[0]
 
 
 def _apply_effects(tx: SqlTx, c: StepCommit) -> None:

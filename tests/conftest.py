@@ -58,26 +58,25 @@ def pg_schema_dsn(pg_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mysql_dsn() -> str:
+    """``REPLAYKIT_TEST_MYSQL_DSN`` after a real PyMySQL connection to it succeeded."""
     dsn = os.environ.get(MYSQL_ENV)
     if not dsn:
         pytest.skip(f"MySQL tests need {MYSQL_ENV} (e.g. mysql://root@127.0.0.1:3306/test)")
     try:
-        import pymysql  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        pytest.skip("pymysql not installed")
-    from urllib.parse import unquote, urlsplit
-
-    url = urlsplit(dsn)
+        from storage_adapters.mysql.adapter import connect_args, open_connection
+    except ImportError as err:
+        _unreachable("MySQL (PyMySQL is not installed: pip install -e '.[dev]')", dsn, err)
     try:
-        conn = pymysql.connect(
-            host=url.hostname or "127.0.0.1",
-            port=url.port or 3306,
-            user=unquote(url.username or "root"),
-            password=unquote(url.password or ""),
-            database=url.path.lstrip("/") or None,
-            connect_timeout=3,
-        )
-        conn.close()
+        open_connection({**connect_args(dsn), "connect_timeout": 3}).close()
     except Exception as err:
         _unreachable("MySQL", dsn, err)
     return dsn
+
+
+@pytest.fixture
+def mysql_database_dsn(mysql_dsn: str) -> Iterator[str]:
+    """A mysql:// URL of a fresh database ``rk_test_<hex>``, dropped afterwards."""
+    from storage_adapters.mysql.adapter import scratch_database
+
+    with scratch_database(mysql_dsn, "rk_test") as url:
+        yield url

@@ -1,4 +1,5 @@
-"""Fixtures for runtime tests: one database URL per adapter (SQLite file, PostgreSQL schema)."""
+"""Fixtures for runtime tests: one database URL per adapter (SQLite file, PostgreSQL schema,
+MySQL database)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import pytest
 from replaykit.core.definitions import Registry
 from replaykit.runtime.app import App
 
+from ..storage.conftest import ADAPTERS, SERVER_URLS
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+
+@pytest.fixture(params=ADAPTERS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'rk.db'}"
-    dsn: str = request.getfixturevalue("pg_schema_dsn")
+    dsn: str = request.getfixturevalue(SERVER_URLS[request.param])
     return dsn
 
 

@@ -23,31 +23,30 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _create_effects_table(url: str) -> None:
-    ddl = "CREATE TABLE IF NOT EXISTS effects (instance_id TEXT, step INTEGER, pid INTEGER)"
+def _sql(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Run one statement on the test database with its own driver; the rows it returns."""
     if url.startswith("sqlite"):
         import sqlite3
 
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            conn.execute(ddl)
-        return
+            return list(conn.execute(sql))
+    if url.startswith("mysql"):
+        from storage_adapters.mysql.adapter import execute_once
+
+        return execute_once(url, sql)
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(ddl)
+    with psycopg.connect(url, autocommit=True) as pg:
+        cur = pg.execute(sql)
+        return list(cur.fetchall()) if cur.description else []
+
+
+def _create_effects_table(url: str) -> None:
+    _sql(url, "CREATE TABLE IF NOT EXISTS effects (instance_id TEXT, step INTEGER, pid INTEGER)")
 
 
 def _effects(url: str) -> list[tuple[str, int]]:
-    query = "SELECT instance_id, step FROM effects"
-    if url.startswith("sqlite"):
-        import sqlite3
-
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            return [(r[0], r[1]) for r in conn.execute(query)]
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        return [(r[0], r[1]) for r in conn.execute(query)]
+    return [(r[0], r[1]) for r in _sql(url, "SELECT instance_id, step FROM effects")]
 
 
 def _spawn(url: str, log: Path, lease: float) -> subprocess.Popen[bytes]:

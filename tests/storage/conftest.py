@@ -10,7 +10,13 @@ import pytest
 from replaykit.storage import Storage
 from storage_adapters import open_storage
 
-ADAPTERS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+ADAPTERS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+#: the fixture giving each server adapter a fresh database (schema) URL
+SERVER_URLS = {"postgres": "pg_schema_dsn", "mysql": "mysql_database_dsn"}
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -18,7 +24,7 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL of an empty database for the adapter under test."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'replaykit.db'}"
-    url: str = request.getfixturevalue("pg_schema_dsn")
+    url: str = request.getfixturevalue(SERVER_URLS[request.param])
     return url
 
 
