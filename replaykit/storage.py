@@ -2,7 +2,7 @@
 
 The runtime never writes SQL; it hands the adapter whole *units of work* (a :class:`StepCommit`)
 that the adapter applies in one transaction. Adapters live in ``storage_adapters`` (sqlite,
-postgres) and are checked by one contract suite in ``tests/storage``.
+postgres, mysql) and are checked by one contract suite in ``tests/storage``.
 
 Vocabulary of statuses (``InstanceRecord.status``):
 

@@ -119,6 +119,9 @@ class SqlStorage:
     update_returning: bool = True
     #: the driver's base exception class(es), turned into StorageError
     db_errors: tuple[type[BaseException], ...] = ()
+    #: write transactions committed through this object (benchmarks read it; approximate
+    #: under heavy thread contention, since ``+=`` is not atomic)
+    commits: int = 0
 
     # -- dialect hooks ----------------------------------------------------------------------
     def _begin(self, *, write: bool, exclusive: bool = False) -> AbstractContextManager[Any]:
@@ -181,6 +184,8 @@ class SqlStorage:
                     tx = SqlTx(self, conn)
                     result = work(tx)
                     self._flush_notifies(tx)
+                if write:
+                    self.commits += 1
                 return result
             except self.db_errors as exc:
                 if not self._is_retryable(exc) or time.monotonic() + delay > deadline:
@@ -211,6 +216,7 @@ class SqlStorage:
                     raised_inside = True
                     raise
                 self._flush_notifies(tx)
+            self.commits += 1
         except self.db_errors as exc:
             if raised_inside:
                 raise
