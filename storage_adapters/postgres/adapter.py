@@ -20,12 +20,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
+from replaykit.core.errors import StorageError
+from replaykit.storage import TERMINAL_STATUSES, CommitResult, InstanceRecord, StepCommit
+
+from .. import sql_steps
 from ..sql_common import SqlStorage
 from ..sql_steps import SqlTx
+from . import fastpath
 
 NOTIFY_CHANNEL = "replaykit"
 _RETRYABLE = (
@@ -69,6 +75,41 @@ class PostgresStorage(SqlStorage):
             name="replaykit",
             open=True,
         )
+
+    # -- fast paths (see fastpath.py) ---------------------------------------------------------
+    def create_instance(
+        self, record: InstanceRecord, started_event: bytes
+    ) -> tuple[InstanceRecord, bool]:
+        if record.status == "pending":  # needs a NOTIFY: the general path sends it
+            return super().create_instance(record, started_event)
+        created = self._run(lambda tx: fastpath.create(tx.conn, record, started_event), write=False)
+        if created:
+            self.commits += 1
+            return msgspec.structs.replace(record, history_len=1), True
+        stored = self.get_instance(record.instance_id)
+        assert stored is not None
+        return stored, False
+
+    def commit(self, commit: StepCommit) -> CommitResult:
+        if not fastpath.is_simple(commit):
+            return super().commit(commit)
+        result = self._run(lambda tx: fastpath.step(tx.conn, commit), write=False)
+        self.commits += 1
+        return result
+
+    @contextmanager
+    def transaction(self) -> Iterator[LazyTransaction]:
+        """A transaction that sends BEGIN only when the activity touches ``ctx.session`` or the
+        step needs more than one statement; an activity that never uses the database commits
+        its result with a single autocommit statement."""
+        with self._pool.connection() as conn:
+            lazy = LazyTransaction(self, conn)
+            try:
+                yield lazy
+            except BaseException:
+                lazy.rollback()
+                raise
+            lazy.commit()
 
     def close(self) -> None:
         with self._listen_lock:
@@ -154,3 +195,64 @@ class PostgresStorage(SqlStorage):
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+
+
+class LazyTransaction:
+    """What :meth:`PostgresStorage.transaction` yields (see there).
+
+    A simple step committed while no BEGIN was sent is deferred to the end of the block, so an
+    exception raised after ``commit_step`` still discards it, as in any transaction."""
+
+    def __init__(self, storage: PostgresStorage, conn: psycopg.Connection[Any]) -> None:
+        self._storage = storage
+        self._conn = conn
+        self._begun = False
+        self._tx: SqlTx | None = None
+        self._deferred: StepCommit | None = None
+
+    def _begin(self) -> None:
+        if not self._begun:
+            self._conn.execute("BEGIN")
+            self._begun = True
+
+    @property
+    def session(self) -> psycopg.Connection[Any]:
+        """The psycopg connection, inside a transaction that commits with the step."""
+        self._begin()
+        return self._conn
+
+    def commit_step(self, commit: StepCommit) -> CommitResult:
+        if fastpath.is_simple(commit) and self._deferred is None:
+            self._deferred = commit
+            return CommitResult(released=commit.status in TERMINAL_STATUSES)
+        try:
+            self._begin()
+            self._tx = SqlTx(self._storage, self._conn)
+            return sql_steps.apply_commit(self._tx, commit)
+        except psycopg.Error as exc:
+            raise StorageError(f"database error: {exc}") from exc
+
+    def commit(self) -> None:
+        """Apply the deferred step (one statement, in the transaction if one was begun), then
+        COMMIT. LeaseLost and StorageError surface here."""
+        try:
+            if self._deferred is not None:
+                fastpath.step(self._conn, self._deferred)
+            if self._begun:
+                if self._tx is not None:
+                    self._storage._flush_notifies(self._tx)
+                self._conn.execute("COMMIT")
+                self._begun = False
+        except psycopg.Error as exc:
+            self.rollback()
+            raise StorageError(f"database error ({self._storage.url}): {exc}") from exc
+        except BaseException:
+            self.rollback()
+            raise
+        self._storage.commits += 1
+
+    def rollback(self) -> None:
+        if self._begun and not self._conn.closed:
+            self._conn.execute("ROLLBACK")
+        self._begun = False
+        self._deferred = None

@@ -1,0 +1,126 @@
+"""PostgreSQL fast paths: the most common units of work as ONE statement each.
+
+A step that only appends history and moves the lease/status (an activity result, the end of a
+workflow without a parent) and the creation of an instance are written with a single
+data-modifying CTE. A single statement is atomic on its own, so outside a transactional
+activity it runs in autocommit mode: one round trip instead of BEGIN + several statements +
+COMMIT. Everything else goes through the shared algorithms in ``sql_steps``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replaykit.core.errors import LeaseLost
+from replaykit.storage import TERMINAL_STATUSES, CommitResult, InstanceRecord, StepCommit
+
+from ..sql_steps import dump_json
+
+# Append history and move lease/status in one statement; the INSERT and DELETEs only happen when
+# the lease check (the UPDATE's WHERE) matched, because they read from `u`.
+STEP_SQL = """
+WITH u AS (
+    UPDATE rk_instances SET
+        updated_at = %(now)s,
+        history_len = %(history_len)s,
+        status = %(status)s,
+        output = CASE WHEN %(terminal)s THEN %(output)s ELSE output END,
+        error = CASE WHEN %(terminal)s THEN %(error)s ELSE error END,
+        lease_owner = CASE WHEN %(terminal)s THEN NULL ELSE lease_owner END,
+        lease_expires_at = CASE WHEN %(terminal)s THEN NULL ELSE %(lease_expires_at)s END
+    WHERE instance_id = %(instance_id)s AND lease_owner = %(owner)s AND status = 'running'
+    RETURNING instance_id
+),
+h AS (
+    INSERT INTO rk_history (instance_id, seq, event)
+    SELECT u.instance_id, x.seq, x.event
+    FROM u, unnest(%(seqs)s::integer[], %(events)s::bytea[]) AS x(seq, event)
+),
+t AS (DELETE FROM rk_timers WHERE %(terminal)s AND instance_id IN (SELECT instance_id FROM u)),
+w AS (DELETE FROM rk_waits WHERE %(terminal)s AND instance_id IN (SELECT instance_id FROM u)),
+s AS (
+    DELETE FROM rk_subscriptions WHERE %(terminal)s AND instance_id IN (SELECT instance_id FROM u)
+)
+SELECT instance_id FROM u
+"""
+
+CREATE_SQL = """
+WITH i AS (
+    INSERT INTO rk_instances (instance_id, workflow, status, input, output, error, run,
+        continued_from, parent_id, parent_step, lease_owner, lease_expires_at, created_at,
+        updated_at, history_len, event_floor)
+    VALUES (%(instance_id)s, %(workflow)s, %(status)s, %(input)s, NULL, NULL, %(run)s,
+        %(continued_from)s, %(parent_id)s, %(parent_step)s, %(lease_owner)s,
+        %(lease_expires_at)s, %(created_at)s, %(updated_at)s, 1,
+        (SELECT COALESCE(MAX(id), 0) FROM rk_events))
+    ON CONFLICT (instance_id) DO NOTHING
+    RETURNING instance_id
+),
+h AS (
+    INSERT INTO rk_history (instance_id, seq, event) SELECT instance_id, 0, %(event)s FROM i
+)
+SELECT instance_id FROM i
+"""
+
+
+def is_simple(c: StepCommit) -> bool:
+    """Whether ``c`` only appends history and moves the lease/status (no other table)."""
+    return not (
+        c.consumed_inbox
+        or c.timers
+        or c.waits
+        or c.cancel_steps
+        or c.publishes
+        or c.subscriptions
+        or c.children
+        or c.outbox
+        or c.recur
+        or c.parent_event is not None
+        or c.status not in ("running", *TERMINAL_STATUSES)
+    )
+
+
+def step(conn: Any, c: StepCommit) -> CommitResult:
+    """Apply a simple StepCommit with one statement (raises LeaseLost, writing nothing)."""
+    terminal = c.status in TERMINAL_STATUSES
+    params = {
+        "now": c.now,
+        "history_len": c.history_len + len(c.events),
+        "status": c.status,
+        "terminal": terminal,
+        "output": dump_json(c.output),
+        "error": dump_json(c.error),
+        "lease_expires_at": c.lease_expires_at,
+        "instance_id": c.instance_id,
+        "owner": c.owner,
+        "seqs": list(range(c.history_len, c.history_len + len(c.events))),
+        "events": c.events,
+    }
+    if conn.execute(STEP_SQL, params).fetchone() is None:
+        raise LeaseLost(
+            f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds its lease "
+            "(another worker took it over); the step was not recorded",
+            instance_id=c.instance_id,
+            owner=c.owner,
+        )
+    return CommitResult(released=terminal)
+
+
+def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
+    """Insert an instance and its first event in one statement; False if the id exists."""
+    params = {
+        "instance_id": record.instance_id,
+        "workflow": record.workflow,
+        "status": record.status,
+        "input": dump_json(record.input),
+        "run": record.run,
+        "continued_from": record.continued_from,
+        "parent_id": record.parent_id,
+        "parent_step": record.parent_step,
+        "lease_owner": record.lease_owner,
+        "lease_expires_at": record.lease_expires_at,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "event": started_event,
+    }
+    return conn.execute(CREATE_SQL, params).fetchone() is not None
