@@ -247,6 +247,9 @@ class Storage(Protocol):
 
     def load_archived_history(self, instance_id: str, run: int) -> list[bytes]: ...
 
+    def load_run(self, instance_id: str) -> tuple[list[bytes], list[InboxItem]]:
+        """``load_history`` and ``load_inbox`` together (what a worker reads to resume)."""
+
     def load_inbox(self, instance_id: str) -> list[InboxItem]:
         """Inbox items in arrival order."""
 

@@ -296,6 +296,15 @@ class SqlStorage:
         sql = "SELECT event FROM rk_history_archive WHERE instance_id = ? AND run = ? ORDER BY seq"
         return [bytes(r["event"]) for r in self._read(lambda tx: tx.rows(sql, instance_id, run))]
 
+    def load_run(self, instance_id: str) -> tuple[list[bytes], list[InboxItem]]:
+        def work(tx: SqlTx) -> tuple[list[bytes], list[InboxItem]]:
+            rows = tx.rows(
+                "SELECT event FROM rk_history WHERE instance_id = ? ORDER BY seq", instance_id
+            )
+            return [bytes(r["event"]) for r in rows], sql_steps.inbox_items(tx, instance_id)
+
+        return self._read(work)
+
     def load_inbox(self, instance_id: str) -> list[InboxItem]:
         return self._read(lambda tx: sql_steps.inbox_items(tx, instance_id))
 

@@ -148,12 +148,12 @@ class InstanceExecutor:
             self.worker.hooks.emit("workflow_started", self.instance_id, self.workflow.name)
             self._apply(self.interp.feed([self._started]))
             return
-        raw = self.storage.load_history(self.instance_id)
+        raw, inbox = self.storage.load_run(self.instance_id)
         self.history_len = len(raw)
         history = [decode_event(b) for b in raw]
         self.interp.feed(history, replaying=True)
         self.worker.hooks.emit("workflow_resumed", self.instance_id, self.workflow.name, len(raw))
-        self._take_inbox(self.storage.load_inbox(self.instance_id))
+        self._take_inbox(inbox)
         # Everything still unresolved, once: timers and waits registered before are re-registered
         # idempotently (same step), activities that never committed run again.
         self.todo = deque(self.interp.outstanding())

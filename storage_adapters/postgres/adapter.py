@@ -26,10 +26,16 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
 from replaykit.core.errors import StorageError
-from replaykit.storage import TERMINAL_STATUSES, CommitResult, InstanceRecord, StepCommit
+from replaykit.storage import (
+    TERMINAL_STATUSES,
+    CommitResult,
+    InboxItem,
+    InstanceRecord,
+    StepCommit,
+)
 
 from .. import sql_steps
-from ..sql_common import SqlStorage
+from ..sql_common import SqlStorage, instance_from_row
 from ..sql_steps import SqlTx
 from . import fastpath
 
@@ -96,6 +102,44 @@ class PostgresStorage(SqlStorage):
         result = self._run(lambda tx: fastpath.step(tx.conn, commit), write=False)
         self.commits += 1
         return result
+
+    def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        workflows: Sequence[str] | None = None,
+    ) -> list[InstanceRecord]:
+        """One autocommit statement: UPDATE ... WHERE id IN (SELECT ... SKIP LOCKED)."""
+        if workflows is not None and not workflows:
+            return []
+        rows = self._run(
+            lambda tx: fastpath.claim(
+                tx.conn,
+                owner,
+                limit,
+                now + lease_seconds,
+                now,
+                None if workflows is None else list(workflows),
+            ),
+            write=False,
+        )
+        if rows:
+            self.commits += 1
+        return [instance_from_row(row) for row in rows]
+
+    def load_run(self, instance_id: str) -> tuple[list[bytes], list[InboxItem]]:
+        """History and inbox in one round trip."""
+        rows = self._run(lambda tx: fastpath.load_run(tx.conn, instance_id), write=False)
+        history = [bytes(event) for kind, _, event in rows if kind == 0]
+        inbox = [
+            InboxItem(id=ident, instance_id=instance_id, event=bytes(event))
+            for kind, ident, event in rows
+            if kind == 1
+        ]
+        return history, inbox
 
     @contextmanager
     def transaction(self) -> Iterator[LazyTransaction]:

@@ -14,6 +14,7 @@ from typing import Any
 from replaykit.core.errors import LeaseLost
 from replaykit.storage import TERMINAL_STATUSES, CommitResult, InstanceRecord, StepCommit
 
+from ..sql_common import INSTANCE_COLUMNS
 from ..sql_steps import dump_json
 
 # Append history and move lease/status in one statement; the INSERT and DELETEs only happen when
@@ -61,6 +62,58 @@ h AS (
 )
 SELECT instance_id FROM i
 """
+
+
+CLAIM_SQL = """
+WITH c AS (
+    SELECT instance_id, updated_at AS claimed_order FROM rk_instances
+    WHERE (status = 'pending' OR (status = 'running' AND lease_expires_at < %(now)s))
+      AND (%(any_workflow)s OR workflow = ANY(%(workflows)s))
+    ORDER BY updated_at, instance_id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE rk_instances AS r SET status = 'running', lease_owner = %(owner)s,
+    lease_expires_at = %(expires)s, updated_at = %(now)s
+FROM c WHERE r.instance_id = c.instance_id
+RETURNING c.claimed_order, {columns}
+"""
+
+LOAD_RUN_SQL = """
+SELECT 0 AS kind, seq::bigint AS ident, event FROM rk_history WHERE instance_id = %(id)s
+UNION ALL
+SELECT 1, id, event FROM rk_inbox WHERE instance_id = %(id)s
+ORDER BY kind, ident
+"""
+
+
+def claim(
+    conn: Any, owner: str, limit: int, expires: float, now: float, workflows: list[str] | None
+) -> list[dict[str, Any]]:
+    """Claim runnable instances in one statement (rows as dicts of INSTANCE_COLUMNS)."""
+    params = {
+        "owner": owner,
+        "expires": expires,
+        "now": now,
+        "any_workflow": workflows is None,
+        "workflows": workflows or [],
+        "limit": limit,
+    }
+    columns = ", ".join(f"r.{name.strip()}" for name in INSTANCE_COLUMNS.split(","))
+    cursor = conn.execute(CLAIM_SQL.format(columns=columns), params)
+    found = cursor.fetchall()
+    names = [column[0] for column in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in found]
+    rows.sort(key=lambda row: (row["claimed_order"], row["instance_id"]))  # oldest first
+    for row in rows:
+        del row["claimed_order"]
+    return rows
+
+
+def load_run(conn: Any, instance_id: str) -> list[tuple[int, int, bytes]]:
+    """History (kind 0, by seq) then inbox (kind 1, by id) of an instance."""
+    rows: list[tuple[int, int, bytes]] = conn.execute(LOAD_RUN_SQL, {"id": instance_id}).fetchall()
+    return rows
 
 
 def is_simple(c: StepCommit) -> bool:

@@ -197,6 +197,17 @@ def test_consumed_inbox_items_are_deleted(storage: Storage) -> None:
     assert storage.load_history("a")[-1] == first.event
 
 
+def test_load_run_reads_history_and_inbox_together(storage: Storage) -> None:
+    running(storage, "a")
+    storage.commit(step(storage, "a", events=[b'{"e":"TimerFired","step":1}']))
+    storage.request_cancel("a", "one", now=2.0)
+    storage.request_cancel("a", "two", now=2.0)
+    history, inbox = storage.load_run("a")
+    assert history == storage.load_history("a") and len(history) == 2
+    assert inbox == storage.load_inbox("a") and len(inbox) == 2
+    assert storage.load_run("missing") == ([], [])
+
+
 def test_waiting_with_unconsumed_inbox_stays_running(storage: Storage) -> None:
     running(storage, "a")
     storage.request_cancel("a", "stop", now=2.0)
