@@ -1,135 +1,600 @@
-"""The ``replaykit`` command: inspect and steer instances in a database.
+"""The ``replaykit`` command: run workers, inspect and steer instances, check replays.
 
-    replaykit --database sqlite:///orders.db list --status waiting
+    replaykit worker myapp.workflows:app              # workers until SIGINT/SIGTERM
+    replaykit serve myapp.workflows:app --port 8000   # workers + CloudEvents intake + viewer
+    replaykit --database sqlite:///orders.db list --status waiting --older-than 1h
     replaykit show ORDER-ID
     replaykit cancel ORDER-ID --reason "customer asked"
     replaykit send-event payment.completed --data '{"by": "visa"}' --instance ORDER-ID
-    replaykit migrate
+    replaykit replay-check myapp.workflows:app --since 7d
+    replaykit migrate --show
+    replaykit stats
     replaykit demo
 
 ``--database`` defaults to ``$REPLAYKIT_DATABASE`` or ``sqlite:///replaykit.db``; ``--json``
-prints machine-readable output. Exit codes: 0 ok, 1 error, 2 usage, 3 instance not found.
+prints machine-readable output on stdout. Exit codes: see :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
 
-import argparse
+import functools
+import importlib
 import json
 import os
+import signal
 import sys
-from datetime import UTC, datetime
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import msgspec
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from ..core.errors import ReplayKitError, WorkflowNotFound
 from ..runtime.app import App
+from ..storage import InstanceRecord
+from ..testing import ReplayCheck, replay_check
+from .viewer.timeline import age, error_of, human_seconds, load_run, parse_duration, when
+from .viewer.timeline import timeline as make_timeline
+
+DEFAULT_DATABASE = "sqlite:///replaykit.db"
+EXIT_CODES = {
+    0: "success",
+    1: "error (database, bad input, unknown workflow, ...)",
+    2: "usage error (unknown command or option, bad value)",
+    3: "instance not found",
+    4: "replay-check found non-determinism",
+    130: "interrupted",
+}
+
+cli = typer.Typer(
+    name="replaykit",
+    help="Run and operate replaykit workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    epilog="Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="replaykit", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database",
-        default=os.environ.get("REPLAYKIT_DATABASE", "sqlite:///replaykit.db"),
-        help="database URL (default: $REPLAYKIT_DATABASE or sqlite:///replaykit.db)",
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = parser.add_subparsers(dest="command", required=True)
-    listing = sub.add_parser("list", help="list instances, newest first")
-    listing.add_argument("--workflow")
-    listing.add_argument("--status")
-    listing.add_argument("--limit", type=int, default=50)
-    show = sub.add_parser("show", help="an instance and its history")
-    show.add_argument("instance_id")
-    cancel = sub.add_parser("cancel", help="cancel an instance (compensations run)")
-    cancel.add_argument("instance_id")
-    cancel.add_argument("--reason", default="cancelled from the CLI")
-    send = sub.add_parser("send-event", help="send an event")
-    send.add_argument("type")
-    send.add_argument("--data", default="null", help="JSON data")
-    send.add_argument("--instance", help="only this instance")
-    send.add_argument("--source", default="replaykit-cli")
-    send.add_argument("--id", default="", help="event id (deduplicated with --source)")
-    sub.add_parser("migrate", help="apply pending migrations")
-    sub.add_parser("stats", help="counts by status, oldest waiting instance, lease owners")
-    sub.add_parser("demo", help="run the order-saga demo on a temporary SQLite file")
-    return parser
+@dataclass
+class Options:
+    database: str | None
+    json: bool
+
+    @property
+    def url(self) -> str:
+        return self.database or DEFAULT_DATABASE
 
 
-def _when(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _out() -> Console:
+    # Piped output (grep, less, CI logs) is not cut at 80 columns; tables only take what they need.
+    return Console(width=None if sys.stdout.isatty() else 250)
 
 
-def _print(data: Any, as_json: bool, text: str) -> None:
-    if as_json:
-        print(json.dumps(msgspec.to_builtins(data), indent=2, default=str))
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+def _emit(options: Options, data: Any, render: Any) -> None:
+    """Print ``data`` as JSON with ``--json``, else the rich renderable ``render``."""
+    if options.json:
+        sys.stdout.write(json.dumps(msgspec.to_builtins(data), indent=2, default=str) + "\n")
     else:
-        print(text)
+        _out().print(render)
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "demo":
-        from ..demo import main as demo
-
-        return demo([])
-    app = App(args.database, workers=False, auto_migrate=args.command == "migrate")
+@contextmanager
+def _client(options: Options, *, migrate: bool = False) -> Iterator[App]:
+    app = App(options.url, workers=False, auto_migrate=migrate)
     try:
-        return _dispatch(app, args)
+        yield app
     finally:
         app.stop()
 
 
-def _dispatch(app: App, args: argparse.Namespace) -> int:
-    if args.command == "migrate":
-        applied = app.storage.migrate()
-        _print(applied, args.json, "schema is up to date")
-    elif args.command == "list":
-        rows = app.list_instances(workflow=args.workflow, status=args.status, limit=args.limit)
-        lines = [f"{'instance':<36} {'workflow':<20} {'status':<10} created"]
-        lines += [
-            f"{r.instance_id:<36} {r.workflow:<20} {r.status:<10} {_when(r.created_at)}"
-            for r in rows
-        ]
-        _print(rows, args.json, "\n".join(lines))
-    elif args.command == "show":
-        record = app.status(args.instance_id)
-        history = app.history(args.instance_id)
-        lines = [
-            f"{record.instance_id}  {record.workflow}  {record.status}  run {record.run}",
-            f"{'#':>3} {'step':>4}  {'event':<22} at",
-        ]
-        for i, event in enumerate(history):
-            step = getattr(event, "step", "")
-            name = getattr(event, "name", "")
-            lines.append(f"{i:>3} {step!s:>4}  {type(event).__name__:<22} {_when(event.at)} {name}")
-        _print({"instance": record, "history": history}, args.json, "\n".join(lines))
-    elif args.command == "cancel":
-        record = app.cancel(args.instance_id, args.reason)
-        _print(record, args.json, f"cancel requested for {record.instance_id} ({record.status})")
-    elif args.command == "send-event":
-        data = json.loads(args.data)
-        stored = app.send_event(
-            args.type, data, instance_id=args.instance, source=args.source, id=args.id
+def load_app(path: str) -> App:
+    """Import ``module:attribute`` (an App, or a function returning one); cwd is importable."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise typer.BadParameter(f"{path!r}: use module:attribute, e.g. myapp.workflows:app")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part)
+    if not isinstance(target, App) and callable(target):
+        target = target()
+    if not isinstance(target, App):
+        raise typer.BadParameter(f"{path!r} is a {type(target).__name__}, not a replaykit App")
+    return target
+
+
+# --------------------------------------------------------------------------- root options
+
+
+@cli.callback()
+def _root(
+    ctx: typer.Context,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            envvar="REPLAYKIT_DATABASE",
+            help=f"Database URL [env: REPLAYKIT_DATABASE; default: {DEFAULT_DATABASE}]",
+            show_envvar=False,
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    ctx.obj = Options(database=database, json=json_output)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _command(name: str | None = None) -> Callable[[F], F]:
+    """Register a command whose domain errors become exit codes (also under CliRunner)."""
+
+    def register(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> None:
+            try:
+                fn(*args, **kwargs)
+            except WorkflowNotFound as exc:
+                _fail(exc, 3)
+            except (ReplayKitError, ValueError, ImportError, AttributeError) as exc:
+                _fail(exc, 1)
+
+        cli.command(name)(run)
+        return fn
+
+    return register
+
+
+def _fail(exc: BaseException, code: int) -> NoReturn:
+    _err().print(f"replaykit: {exc}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _opts(ctx: typer.Context) -> Options:
+    options: Options = ctx.obj
+    return options
+
+
+# --------------------------------------------------------------------------- running
+
+
+class _StopSignal:
+    """SIGINT/SIGTERM set an event instead of raising; previous handlers come back on exit."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> threading.Event:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self.event
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@_command()
+def worker(
+    ctx: typer.Context,
+    app_path: Annotated[str, typer.Argument(metavar="APP", help="module:attribute of an App")],
+) -> None:
+    """Run the App's workers until SIGINT or SIGTERM, then stop cleanly.
+
+    The App's own database is used; instances held at shutdown are released for other workers.
+    """
+    app = load_app(app_path)
+    err = _err()
+    with _StopSignal() as stop, app:
+        err.print(f"replaykit worker {app.owner} running on {app.database}; Ctrl-C stops it")
+        stop.wait()
+        err.print("stopping: finishing the current steps and releasing instances…")
+    err.print("worker stopped")
+
+
+@_command()
+def serve(
+    ctx: typer.Context,
+    app_path: Annotated[str, typer.Argument(metavar="APP", help="module:attribute of an App")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    allow_actions: Annotated[
+        bool, typer.Option("--allow-actions", help="Let the viewer cancel and send events.")
+    ] = False,
+    workers: Annotated[bool, typer.Option(help="Run workers in this process.")] = True,
+) -> None:
+    """Workers + the CloudEvents endpoint (/events) + the web viewer (/) on one port."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise typer.BadParameter(
+            "serve needs uvicorn and starlette: pip install 'replaykit-durable[http]'"
+        ) from exc
+    from .viewer.server import combined_app
+
+    app = load_app(app_path)
+    app.run_workers = app.run_workers and workers
+    asgi, parts = combined_app(app, allow_actions=allow_actions)
+    config = uvicorn.Config(asgi, host=host, port=port, log_level="info", lifespan="off")
+
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises SIGTERM after shutting down; we stop the App and exit 0 instead
+            signals = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    with app:
+        _err().print(f"replaykit serving {', '.join(parts)} on http://{host}:{port}")
+        Server(config).run()
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@_command()
+def migrate(
+    ctx: typer.Context,
+    show: Annotated[
+        bool, typer.Option("--show", help="List applied/pending; change nothing.")
+    ] = False,
+) -> None:
+    """Apply pending schema migrations (or --show them)."""
+    options = _opts(ctx)
+    with _client(options) as app:
+        if show:
+            status = migration_status(app)
+            table = Table("version", "name", "state", title="migrations")
+            for row in status:
+                table.add_row(row["version"], row["name"], row["state"])
+            _emit(options, status, table)
+        else:
+            applied = app.storage.migrate()
+            text = f"applied {', '.join(applied)}" if applied else "schema is up to date"
+            _emit(options, {"applied": applied}, text)
+
+
+def migration_status(app: App) -> list[dict[str, str]]:
+    """Every migration shipped with the adapter, ``applied`` or ``pending``."""
+    from storage_adapters.migrations import load_migrations
+
+    storage: Any = app.storage
+    package = getattr(storage, "migrations_package", None)
+    if package is None or not hasattr(storage, "_read"):
+        raise ReplayKitError(f"{type(storage).__name__} does not report its migrations")
+
+    def applied(tx: Any) -> set[str]:
+        return {str(row["version"]) for row in tx.rows("SELECT version FROM schema_migrations")}
+
+    try:
+        done: set[str] = storage._read(applied)
+    except ReplayKitError:
+        done = set()  # no schema_migrations table yet: nothing applied
+    return [
+        {
+            "version": m.version,
+            "name": m.name,
+            "state": "applied" if m.version in done else "pending",
+        }
+        for m in load_migrations(package)
+    ]
+
+
+# --------------------------------------------------------------------------- inspecting
+
+
+def _instances_table(rows: list[InstanceRecord], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("instance", no_wrap=True)
+    table.add_column("workflow", no_wrap=True)
+    table.add_column("status")
+    table.add_column("run", justify="right")
+    table.add_column("created")
+    table.add_column("age", justify="right")
+    now = time.time()
+    for r in rows:
+        table.add_row(
+            r.instance_id,
+            r.workflow,
+            _status_markup(r.status),
+            str(r.run),
+            when(r.created_at),
+            age(r.created_at, now),
         )
-        _print({"stored": stored}, args.json, "event stored" if stored else "duplicate ignored")
-    elif args.command == "stats":
-        stats = app.storage.stats()
-        _print(stats, args.json, json.dumps(stats, indent=2, default=str))
-    return 0
+    return table
+
+
+_STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+    "waiting": "yellow",
+    "running": "cyan",
+    "pending": "blue",
+}
+
+
+def _status_markup(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _age_window(
+    older_than: str | None, newer_than: str | None
+) -> tuple[float | None, float | None]:
+    now = time.time()
+    try:
+        before = now - parse_duration(older_than) if older_than else None
+        after = now - parse_duration(newer_than) if newer_than else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    return before, after
+
+
+@_command("list")
+def list_(
+    ctx: typer.Context,
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending, running, waiting, completed, failed, cancelled")
+    ] = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Created longer ago than this (90s, 15m, 1h, 2d).")
+    ] = None,
+    newer_than: Annotated[str | None, typer.Option(help="Created within this duration.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """List instances, newest first."""
+    options = _opts(ctx)
+    before, after = _age_window(older_than, newer_than)
+    with _client(options) as app:
+        rows = app.storage.list_instances(
+            workflow=workflow,
+            status=status,
+            limit=limit,
+            offset=offset,
+            created_before=before,
+            created_after=after,
+        )
+        _emit(options, rows, _instances_table(rows, f"{len(rows)} instance(s)"))
+
+
+@_command()
+def show(
+    ctx: typer.Context,
+    instance_id: Annotated[str, typer.Argument(metavar="ID")],
+    run: Annotated[int | None, typer.Option(help="An earlier (archived) run of a Recur.")] = None,
+) -> None:
+    """An instance and its history: step, command, duration, result or error."""
+    options = _opts(ctx)
+    with _client(options) as app:
+        record = app.status(instance_id)
+        events = load_run(app.storage, record, run)
+        if options.json:
+            _emit(options, {"instance": record, "history": events}, "")
+            return
+        console = _out()
+        console.print(
+            f"[bold]{record.instance_id}[/]  {record.workflow}  {_status_markup(record.status)}"
+            f"  run {run or record.run} of {record.run}  created {when(record.created_at)}"
+        )
+        table = Table("#", "step", "event", "name", "attempt", "duration", "result / error")
+        for row in make_timeline(events):
+            style = "red" if row.error is not None else None
+            table.add_row(
+                str(row.position),
+                "" if row.step is None else str(row.step),
+                row.kind,
+                row.name,
+                "" if row.attempt is None else str(row.attempt),
+                human_seconds(row.duration),
+                row.detail,
+                style=style,
+            )
+        console.print(table)
+        error = error_of(record)
+        if error is not None:
+            console.print(f"[red]{record.status}: {error.short_type}: {error.message}[/]")
+            if error.traceback:
+                console.print(error.traceback, highlight=False)
+
+
+@_command()
+def cancel(
+    ctx: typer.Context,
+    instance_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option(help="Shown to the workflow.")] = "cancelled from the CLI",
+) -> None:
+    """Cancel an instance: it gets WorkflowCancelled at its current yield; compensations run."""
+    options = _opts(ctx)
+    with _client(options) as app:
+        record = app.cancel(instance_id, reason)
+        text = f"cancel requested for {record.instance_id} (now {record.status})"
+        _emit(options, record, text)
+
+
+@_command("send-event")
+def send_event(
+    ctx: typer.Context,
+    type_: Annotated[str, typer.Argument(metavar="TYPE", help="Event type.")],
+    data: Annotated[str, typer.Option(help="Event data as JSON.")] = "null",
+    instance: Annotated[str | None, typer.Option(help="Only this instance.")] = None,
+    source: Annotated[str, typer.Option(help="CloudEvents source.")] = "replaykit-cli",
+    event_id: Annotated[
+        str, typer.Option("--id", help="Event id; deduplicated together with --source.")
+    ] = "",
+) -> None:
+    """Send an event to one instance, or to every instance waiting for TYPE."""
+    options = _opts(ctx)
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--data is not JSON: {exc}") from exc
+    with _client(options) as app:
+        stored = app.send_event(type_, payload, instance_id=instance, source=source, id=event_id)
+        _emit(options, {"stored": stored}, "event stored" if stored else "duplicate ignored")
+
+
+@_command()
+def stats(ctx: typer.Context) -> None:
+    """Counts by status, the oldest waiting instance, lease owners, timers, outbox."""
+    options = _opts(ctx)
+    with _client(options) as app:
+        data = app.storage.stats()
+        table = Table("", "", title="replaykit stats", show_header=False)
+        for status, n in sorted(data.get("by_status", {}).items()):
+            table.add_row(_status_markup(status), str(n))
+        oldest = data.get("oldest_waiting")
+        table.add_row("oldest waiting", f"{when(oldest)} ({age(oldest)} ago)" if oldest else "-")
+        for owner, n in sorted(data.get("lease_owners", {}).items()):
+            table.add_row(f"lease owner {owner}", f"{n} running")
+        table.add_row("timers", str(data.get("timers", 0)))
+        table.add_row("outbox pending", str(data.get("outbox_pending", 0)))
+        _emit(options, data, table)
+
+
+# --------------------------------------------------------------------------- replay check
+
+
+def _candidates(
+    app: App, workflow: str | None, since: float | None, status: str | None
+) -> list[InstanceRecord]:
+    found: list[InstanceRecord] = []
+    page = 500
+    while True:
+        rows = app.storage.list_instances(
+            workflow=workflow, status=status, created_after=since, limit=page, offset=len(found)
+        )
+        found.extend(rows)
+        if len(rows) < page:
+            return found
+
+
+@_command("replay-check")
+def replay_check_cmd(
+    ctx: typer.Context,
+    app_path: Annotated[str, typer.Argument(metavar="APP", help="module:attribute of an App")],
+    since: Annotated[
+        str | None, typer.Option(help="Only instances created within this duration (7d, 12h).")
+    ] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only instances in this status.")] = None,
+) -> None:
+    """Replay stored histories against the current code; exit 4 on any non-determinism.
+
+    Histories come from --database when given, else from the App's own database.
+    """
+    options = _opts(ctx)
+    loaded = load_app(app_path)
+    _, after = _age_window(None, since)
+    url = options.database or loaded.database
+    client = App(url, registry=loaded.registry, workers=False, auto_migrate=False)
+    try:
+        records = _candidates(client, workflow, after, status)
+        results, skipped = _check_all(client, records)
+    finally:
+        client.stop()
+    failed = [r for r in results if not r.ok]
+    summary = {"checked": len(results), "failed": len(failed), "skipped": skipped}
+    table = Table("instance", "step", "error", title="non-determinism", show_lines=True)
+    for r in failed:
+        table.add_row(r.instance_id, str(r.step), r.error)
+    text = (
+        f"{len(results)} checked, {len(failed)} broken, {len(skipped)} skipped "
+        "(workflow not registered in the App)"
+    )
+    if options.json:
+        _emit(options, {**summary, "results": [r for r in results if not r.ok]}, "")
+    else:
+        if failed:
+            _out().print(table)
+        _out().print(f"[{'red' if failed else 'green'}]{text}[/]")
+    if failed:
+        raise typer.Exit(4)
+
+
+def _check_all(app: App, records: list[InstanceRecord]) -> tuple[list[ReplayCheck], list[str]]:
+    results: list[ReplayCheck] = []
+    skipped: list[str] = []
+    columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_err(), transient=True) as progress:
+        task = progress.add_task("replay", total=len(records))
+        for record in records:
+            wf = app.registry.workflows.get(record.workflow)
+            if wf is None:
+                skipped.append(record.instance_id)
+            else:
+                events = load_run(app.storage, record)
+                results.append(replay_check(wf, events, registry=app.registry))
+            progress.advance(task)
+    return results, skipped
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@_command()
+def demo() -> None:
+    """Run the order-saga demo on a temporary SQLite file."""
+    from ..demo import main as run_demo
+
+    code = run_demo([])
+    if code:
+        raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------------- entry point
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the CLI; return the exit code (see :data:`EXIT_CODES`)."""
     try:
-        return _run(args)
+        result = cli(args=argv, prog_name="replaykit", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        return 130
     except WorkflowNotFound as exc:
-        print(f"replaykit: {exc}", file=sys.stderr)
+        _err().print(f"replaykit: {exc}", markup=False, highlight=False)
         return 3
-    except (ReplayKitError, ValueError) as exc:
-        print(f"replaykit: {exc}", file=sys.stderr)
+    except (ReplayKitError, ValueError, ImportError, AttributeError) as exc:
+        _err().print(f"replaykit: {exc}", markup=False, highlight=False)
         return 1
+    except Exception as exc:  # click's usage errors (typer may vendor its own click)
+        code, show = getattr(exc, "exit_code", None), getattr(exc, "show", None)
+        if not isinstance(code, int) or show is None:
+            raise
+        show()
+        return code
+    return result if isinstance(result, int) else 0
+
+
+__all__ = ["DEFAULT_DATABASE", "EXIT_CODES", "cli", "load_app", "main", "migration_status"]
 
 
 if __name__ == "__main__":
