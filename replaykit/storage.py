@@ -216,6 +216,9 @@ class Storage(Protocol):
     def migrate(self) -> list[str]:
         """Apply pending migrations (safe with concurrent callers); return the versions applied."""
 
+    def applied_migrations(self) -> list[str]:
+        """Versions recorded in ``schema_migrations`` (empty before the first migration)."""
+
     def close(self) -> None: ...
 
     # -- instances ----------------------------------------------------------------------------

@@ -222,6 +222,16 @@ class SqlStorage:
                 raise
             raise StorageError(f"database error ({self.url}): {exc}") from exc
 
+    def applied_migrations(self) -> list[str]:
+        def work(tx: SqlTx) -> list[str]:
+            rows = tx.rows("SELECT version FROM schema_migrations ORDER BY version")
+            return [str(row["version"]) for row in rows]
+
+        try:
+            return self._read(work)
+        except StorageError:
+            return []  # no schema_migrations table yet
+
     def migrate(self) -> list[str]:
         """Apply pending migrations in one exclusive transaction; return the versions applied."""
 

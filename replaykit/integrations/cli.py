@@ -285,16 +285,9 @@ def migration_status(app: App) -> list[dict[str, str]]:
 
     storage: Any = app.storage
     package = getattr(storage, "migrations_package", None)
-    if package is None or not hasattr(storage, "_read"):
+    if package is None:
         raise ReplayKitError(f"{type(storage).__name__} does not report its migrations")
-
-    def applied(tx: Any) -> set[str]:
-        return {str(row["version"]) for row in tx.rows("SELECT version FROM schema_migrations")}
-
-    try:
-        done: set[str] = storage._read(applied)
-    except ReplayKitError:
-        done = set()  # no schema_migrations table yet: nothing applied
+    done = set(storage.applied_migrations())
     return [
         {
             "version": m.version,

@@ -161,7 +161,11 @@ class InstanceExecutor:
     def _take_inbox(self, items: list[InboxItem]) -> None:
         for item in items:
             self.batch.consumed.append(item.id)
-            self._feed(decode_event(item.event), stamp=False, raw=item.event)
+            event = decode_event(item.event)
+            if event.at:
+                self._feed(event, stamp=False, raw=item.event)
+            else:  # e.g. a timer event encoded when it was scheduled: stamp when it lands
+                self._feed(event)
 
     # ------------------------------------------------------------------ feeding
 
@@ -483,6 +487,7 @@ class InstanceExecutor:
             worker.instance_finished(self)
             return True
         if result.released:
+            worker.hooks.emit("workflow_suspended", self.instance_id, self.workflow.name)
             return True
         if result.inbox:
             self._take_inbox(result.inbox)

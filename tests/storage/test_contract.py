@@ -665,7 +665,8 @@ def test_migrations_are_idempotent(storage: Storage) -> None:
 def test_concurrent_migrations_apply_once(open_new: Callable[..., Storage]) -> None:
     storages = [open_new(auto_migrate=False) for _ in range(4)]
     applied = run_threads(4, lambda i: storages[i].migrate())
-    assert Counter(v for versions in applied for v in versions) == {"0001": 1}
+    assert Counter(v for versions in applied for v in versions) == {"0001": 1, "0002": 1}
+    assert storages[1].applied_migrations() == ["0001", "0002"]
     create(storages[0], "a")
     assert storages[3].get_instance("a") is not None
 
