@@ -37,6 +37,10 @@ h AS (
     SELECT u.instance_id, x.seq, x.event
     FROM u, unnest(%(seqs)s::integer[], %(events)s::bytea[]) AS x(seq, event)
 ),
+i AS (
+    DELETE FROM rk_inbox
+    WHERE instance_id IN (SELECT instance_id FROM u) AND id = ANY(%(consumed)s::bigint[])
+),
 t AS (DELETE FROM rk_timers WHERE %(terminal)s AND instance_id IN (SELECT instance_id FROM u)),
 w AS (DELETE FROM rk_waits WHERE %(terminal)s AND instance_id IN (SELECT instance_id FROM u)),
 s AS (
@@ -117,10 +121,9 @@ def load_run(conn: Any, instance_id: str) -> list[tuple[int, int, bytes]]:
 
 
 def is_simple(c: StepCommit) -> bool:
-    """Whether ``c`` only appends history and moves the lease/status (no other table)."""
+    """Whether ``c`` only appends history, consumes inbox rows and moves the lease/status."""
     return not (
-        c.consumed_inbox
-        or c.timers
+        c.timers
         or c.waits
         or c.cancel_steps
         or c.publishes
@@ -148,6 +151,7 @@ def step(conn: Any, c: StepCommit) -> CommitResult:
         "owner": c.owner,
         "seqs": list(range(c.history_len, c.history_len + len(c.events))),
         "events": c.events,
+        "consumed": c.consumed_inbox,
     }
     if conn.execute(STEP_SQL, params).fetchone() is None:
         raise LeaseLost(
