@@ -47,7 +47,7 @@ from replaykit.storage import (
     StoredEvent,
 )
 
-from . import sql_steps
+from . import sql_commit, sql_delivery, sql_steps
 from .migrations import load_migrations, split_statements
 from .sql_steps import SqlTx, dump_json, load_json, placeholders
 
@@ -99,7 +99,7 @@ class SqlTransaction:
 
     def commit_step(self, commit: StepCommit) -> CommitResult:
         try:
-            return sql_steps.apply_commit(self._tx, commit)
+            return sql_commit.apply_commit(self._tx, commit)
         except self._tx.storage.db_errors as exc:
             raise StorageError(f"database error: {exc}") from exc
 
@@ -410,21 +410,21 @@ class SqlStorage:
 
     # -- steps ------------------------------------------------------------------------------
     def commit(self, commit: StepCommit) -> CommitResult:
-        return self._run(lambda tx: sql_steps.apply_commit(tx, commit))
+        return self._run(lambda tx: sql_commit.apply_commit(tx, commit))
 
     # -- waking -----------------------------------------------------------------------------
     def fire_due_timers(self, *, now: float, limit: int = 100) -> list[str]:
-        return self._run(lambda tx: sql_steps.fire_due_timers(tx, now=now, limit=limit))
+        return self._run(lambda tx: sql_commit.fire_due_timers(tx, now=now, limit=limit))
 
     def next_timer_at(self) -> float | None:
         row = self._read(lambda tx: tx.one("SELECT MIN(fire_at) AS at FROM rk_timers"))
         return None if row is None or row["at"] is None else float(row["at"])
 
     def send_event(self, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
-        return self._run(lambda tx: sql_steps.send_event(tx, event, now=now))
+        return self._run(lambda tx: sql_delivery.send_event(tx, event, now=now))
 
     def publish(self, message: PublishSpec, *, now: float) -> list[str]:
-        return self._run(lambda tx: sql_steps.publish(tx, message, now=now)[1])
+        return self._run(lambda tx: sql_delivery.publish(tx, message, now=now)[1])
 
     def request_cancel(self, instance_id: str, reason: str, *, now: float) -> InstanceRecord:
         def work(tx: SqlTx) -> InstanceRecord:

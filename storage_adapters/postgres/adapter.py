@@ -34,7 +34,7 @@ from replaykit.storage import (
     StepCommit,
 )
 
-from .. import sql_steps
+from .. import sql_commit
 from ..sql_common import SqlStorage, instance_from_row
 from ..sql_steps import SqlTx
 from . import fastpath
@@ -272,7 +272,7 @@ class LazyTransaction:
         try:
             self._begin()
             self._tx = SqlTx(self._storage, self._conn)
-            return sql_steps.apply_commit(self._tx, commit)
+            return sql_commit.apply_commit(self._tx, commit)
         except psycopg.Error as exc:
             raise StorageError(f"database error: {exc}") from exc
 
