@@ -69,10 +69,22 @@ class RuntimeActivityContext:
         self.workflow = workflow
         self.step = step
         self.attempt = attempt
-        self.session = session
+        self._session = session
+        self._transaction: Any = None
         self.outbox = outbox
         self.compensating_result = compensating_result
         self._heartbeat = heartbeat
+
+    @property
+    def session(self) -> Any:
+        """The activity's database transaction (opened on first use where the adapter can)."""
+        if self._session is None and self._transaction is not None:
+            self._session = self._transaction.session
+        return self._session
+
+    def bind(self, transaction: Any) -> None:
+        """Attach the adapter's transaction; its ``session`` is fetched only when used."""
+        self._transaction = transaction
 
     def heartbeat(self) -> None:
         self._heartbeat()

@@ -345,7 +345,7 @@ class InstanceExecutor:
         elif transactional:
             try:
                 with self.storage.transaction() as tx:
-                    ctx.session = tx.session
+                    ctx.bind(tx)
                     try:
                         result = self._call(definition, ctx, call)
                     except Exception as exc:

@@ -17,18 +17,16 @@ from replaykit.storage import TERMINAL_STATUSES, CommitResult, InstanceRecord, S
 from ..sql_common import INSTANCE_COLUMNS
 from ..sql_steps import dump_json
 
-# Append history and move lease/status in one statement; the INSERT and DELETEs only happen when
-# the lease check (the UPDATE's WHERE) matched, because they read from `u`.
-STEP_SQL = """
+# Append history and move lease/status in one statement; the other parts only happen when the
+# lease check (the UPDATE's WHERE) matched, because they read from `u`. Built per shape (with or
+# without consumed inbox rows; running or terminal) so each prepared statement stays small.
+_STEP_HEAD = """
 WITH u AS (
     UPDATE rk_instances SET
         updated_at = %(now)s,
         history_len = %(history_len)s,
         status = %(status)s,
-        output = CASE WHEN %(terminal)s THEN %(output)s ELSE output END,
-        error = CASE WHEN %(terminal)s THEN %(error)s ELSE error END,
-        lease_owner = CASE WHEN %(terminal)s THEN NULL ELSE lease_owner END,
-        lease_expires_at = CASE WHEN %(terminal)s THEN NULL ELSE %(lease_expires_at)s END
+        {assign}
     WHERE instance_id = %(instance_id)s AND lease_owner = %(owner)s AND status = 'running'
     RETURNING instance_id
 ),
@@ -36,18 +34,32 @@ h AS (
     INSERT INTO rk_history (instance_id, seq, event)
     SELECT u.instance_id, x.seq, x.event
     FROM u, unnest(%(seqs)s::integer[], %(events)s::bytea[]) AS x(seq, event)
-),
+)"""
+_RUNNING_ASSIGN = "lease_expires_at = %(lease_expires_at)s"
+_TERMINAL_ASSIGN = (
+    "output = %(output)s, error = %(error)s, lease_owner = NULL, lease_expires_at = NULL"
+)
+_INBOX_PART = """,
 i AS (
     DELETE FROM rk_inbox
     WHERE instance_id IN (SELECT instance_id FROM u) AND id = ANY(%(consumed)s::bigint[])
-),
-t AS (DELETE FROM rk_timers WHERE %(terminal)s AND instance_id IN (SELECT instance_id FROM u)),
-w AS (DELETE FROM rk_waits WHERE %(terminal)s AND instance_id IN (SELECT instance_id FROM u)),
-s AS (
-    DELETE FROM rk_subscriptions WHERE %(terminal)s AND instance_id IN (SELECT instance_id FROM u)
-)
-SELECT instance_id FROM u
-"""
+)"""
+_CLEANUP_PART = """,
+t AS (DELETE FROM rk_timers WHERE instance_id IN (SELECT instance_id FROM u)),
+w AS (DELETE FROM rk_waits WHERE instance_id IN (SELECT instance_id FROM u)),
+s AS (DELETE FROM rk_subscriptions WHERE instance_id IN (SELECT instance_id FROM u))"""
+
+
+def _step_sql(terminal: bool, consumes: bool) -> str:
+    sql = _STEP_HEAD.format(assign=_TERMINAL_ASSIGN if terminal else _RUNNING_ASSIGN)
+    if consumes:
+        sql += _INBOX_PART
+    if terminal:
+        sql += _CLEANUP_PART
+    return sql + "\nSELECT instance_id FROM u"
+
+
+STEP_SQL = {(t, c): _step_sql(t, c) for t in (False, True) for c in (False, True)}
 
 CREATE_SQL = """
 WITH i AS (
@@ -143,7 +155,6 @@ def step(conn: Any, c: StepCommit) -> CommitResult:
         "now": c.now,
         "history_len": c.history_len + len(c.events),
         "status": c.status,
-        "terminal": terminal,
         "output": dump_json(c.output),
         "error": dump_json(c.error),
         "lease_expires_at": c.lease_expires_at,
@@ -153,7 +164,8 @@ def step(conn: Any, c: StepCommit) -> CommitResult:
         "events": c.events,
         "consumed": c.consumed_inbox,
     }
-    if conn.execute(STEP_SQL, params).fetchone() is None:
+    sql = STEP_SQL[(terminal, bool(c.consumed_inbox))]
+    if conn.execute(sql, params).fetchone() is None:
         raise LeaseLost(
             f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds its lease "
             "(another worker took it over); the step was not recorded",
