@@ -298,11 +298,12 @@ class Storage(Protocol):
     def next_timer_at(self) -> float | None: ...
 
     def send_event(self, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
-        """Store an external event, deduplicated on (source, id) when id is set; deliver it to the
-        instances waiting for it (the target only, if ``target``; else every instance waiting on
-        that type whose ``match`` fits). Undelivered, it stays available to later waits of any
-        instance created before it arrived (broadcast) or of the target. Each instance receives
-        a given event at most once. Returns (stored? (False for a duplicate), woken ids)."""
+        """Store an external event, deduplicated on (source, id) when id is set, and deliver it
+        to the instances waiting for it (the target only, if ``target``; else every instance
+        waiting on that type whose ``match`` fits). An unknown target raises WorkflowNotFound
+        and stores nothing. Undelivered, it stays available to later waits of any instance
+        created before it arrived (broadcast) or of the target. Each instance receives a given
+        event at most once. Returns (stored? (False for a duplicate), woken ids)."""
 
     def publish(self, message: PublishSpec, *, now: float) -> list[str]:
         """Store a channel message and deliver it: broadcast subscribers each get it once,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from replaykit.core.errors import WorkflowNotFound
 from replaykit.core.history import (
     EventData,
     EventReceived,
@@ -58,6 +59,8 @@ def record_delivery(tx: SqlTx, instance_id: str, event_pk: int) -> None:
 
 def send_event(tx: SqlTx, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
     tx.lock_keys([f"event:{event.type}"])
+    if event.target is not None and lock_instance(tx, event.target) is None:
+        raise WorkflowNotFound(f"cannot send event {event.type!r}: no instance {event.target!r}")
     stored = tx.insert_id(
         f"INSERT INTO rk_events ({EVENT_COLUMNS[4:]}, target, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" + tx.ignore_duplicate("", "id"),

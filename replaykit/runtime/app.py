@@ -331,8 +331,6 @@ class App:
         existed when it arrived) receives it once. With ``id`` set, an event with the same
         (source, id) is stored once. Returns False for a duplicate.
         """
-        if instance_id is not None and self.storage.get_instance(instance_id) is None:
-            raise WorkflowNotFound(f"cannot send event {type!r}: no instance {instance_id!r}")
         event = StoredEvent(
             type=type,
             data=to_builtins(data, what="event data"),

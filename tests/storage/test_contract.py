@@ -313,10 +313,13 @@ def test_timeout_and_event_race_delivers_exactly_one(storage: Storage) -> None:
 def test_targeted_event_sent_before_the_wait_is_kept(storage: Storage) -> None:
     running(storage, "a")
     assert storage.send_event(StoredEvent(type="paid", data=1, target="a"), now=2.0) == (True, [])
-    assert storage.send_event(StoredEvent(type="paid", data=2, target="b"), now=2.0) == (True, [])
+    with pytest.raises(WorkflowNotFound):
+        storage.send_event(StoredEvent(type="paid", data=2, target="b", id="x"), now=2.0)
     wait_event(storage, "a", "paid")
     (event,) = inbox_events(storage, "a")
     assert isinstance(event, EventReceived) and event.event.data == 1
+    running(storage, "b")  # the rejected event was not stored: the same (source, id) is new
+    assert storage.send_event(StoredEvent(type="paid", data=3, target="b", id="x"), now=3.0)[0]
 
 
 def test_broadcast_event_reaches_only_instances_created_before_it(storage: Storage) -> None:
