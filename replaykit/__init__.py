@@ -61,6 +61,7 @@ from .core.errors import (
 from .core.history import ErrorInfo, EventData, Message
 from .core.interpreter import Interpreter
 from .core.retry import RetryPolicy
+from .runtime.app import App, WorkflowHandle
 
 Any = AnyOf  # the design's name; AnyOf avoids shadowing typing.Any in user modules
 
@@ -74,6 +75,7 @@ __all__ = [
     "All",
     "Any",
     "AnyOf",
+    "App",
     "ChildWorkflowError",
     "Command",
     "Decision",
@@ -111,6 +113,7 @@ __all__ = [
     "WorkflowCancelled",
     "WorkflowContext",
     "WorkflowFailed",
+    "WorkflowHandle",
     "WorkflowNotFound",
     "activity",
     "register_error",
