@@ -671,17 +671,7 @@ class Interpreter:
             self._resolve(p, True, event.event)
 
     def _on_event_timed_out(self, event: EventTimedOut) -> None:
-        p = self._check(event)
-        if p is None:
-            return
-        command: WaitEvent = p.command  # type: ignore[assignment]
-        err = EventTimeout(
-            f"instance {self.instance_id!r} step {event.step}: no event {command.type!r} "
-            f"arrived within {command.timeout} s",
-            step=event.step,
-            waited_for=command.type,
-        )
-        self._resolve(p, False, err)
+        self._timed_out(event, lambda c: f"no event {c.type!r}", lambda c: c.type)
 
     def _on_message_received(self, event: MessageReceived) -> None:
         p = self._check(event)
@@ -689,15 +679,26 @@ class Interpreter:
             self._resolve(p, True, event.message)
 
     def _on_receive_timed_out(self, event: ReceiveTimedOut) -> None:
+        self._timed_out(
+            event, lambda c: f"no message on channel {c.channel!r}", lambda c: c.channel
+        )
+
+    def _timed_out(
+        self,
+        event: StepEvent,
+        what: Callable[[Any], str],
+        waited_for: Callable[[Any], str],
+    ) -> None:
+        """A WaitEvent or Receive reached its timeout: EventTimeout at its yield."""
         p = self._check(event)
         if p is None:
             return
-        command: Receive = p.command  # type: ignore[assignment]
+        command: WaitEvent | Receive = p.command  # type: ignore[assignment]
         err = EventTimeout(
-            f"instance {self.instance_id!r} step {event.step}: no message on channel "
-            f"{command.channel!r} within {command.timeout} s",
+            f"instance {self.instance_id!r} step {event.step}: {what(command)} "
+            f"arrived within {command.timeout} s",
             step=event.step,
-            waited_for=command.channel,
+            waited_for=waited_for(command),
         )
         self._resolve(p, False, err)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +44,40 @@ def sqlite_app(sqlite_url: str) -> Iterator[MakeApp]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@contextlib.contextmanager
+def serve_asgi(asgi_app: Any, *, lifespan: str = "off") -> Iterator[str]:
+    """Serve ``asgi_app`` with a real uvicorn on a free 127.0.0.1 port; yield its base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(
+        asgi_app,
+        host="127.0.0.1",
+        port=port,
+        lifespan=lifespan,  # type: ignore[arg-type]
+        ws="none",
+        http="h11",
+        loop="asyncio",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        threading.Event().wait(0.01)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        assert not thread.is_alive()

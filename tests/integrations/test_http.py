@@ -19,7 +19,7 @@ from replaykit.core.definitions import Registry
 from replaykit.integrations.http import StartOn, cloudevents_app
 from replaykit.runtime.app import App
 
-from .conftest import MakeApp
+from .conftest import MakeApp, serve_asgi
 
 pytestmark = pytest.mark.anyio
 
@@ -310,36 +310,8 @@ def test_event_data_keeps_subject_time_and_extensions(app: App) -> None:
 
 @pytest.fixture
 def served(app: App) -> Iterator[str]:
-    import socket
-    import threading
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        app.asgi(),
-        host="127.0.0.1",
-        port=port,
-        lifespan="off",
-        ws="none",
-        http="h11",
-        loop="asyncio",
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        threading.Event().wait(0.01)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    assert not thread.is_alive()
+    with serve_asgi(app.asgi()) as url:
+        yield url
 
 
 def test_through_a_real_uvicorn_server(app: App, served: str) -> None:

@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from mcp import Client
 
 from replaykit.integrations.mcp import streamable_http_app
 from replaykit.runtime.app import App
 
-from .conftest import MakeApp
+from .conftest import MakeApp, serve_asgi
 from .test_mcp import approval, order, price
 
 
 @pytest.fixture
 def served(sqlite_app: MakeApp) -> Iterator[str]:
     app: App = sqlite_app(workflows=[order, approval], activities=[price]).start()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        streamable_http_app(app, [order]),
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        ws="none",
-        http="h11",
-        loop="asyncio",
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        threading.Event().wait(0.01)
-    assert server.started
-    yield f"http://127.0.0.1:{port}/mcp"
-    server.should_exit = True
-    thread.join(10)
-    assert not thread.is_alive()
+    with serve_asgi(streamable_http_app(app, [order]), lifespan="on") as url:
+        yield f"{url}/mcp"
 
 
 @pytest.mark.anyio
