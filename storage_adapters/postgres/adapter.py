@@ -32,6 +32,7 @@ from replaykit.storage import (
     InboxItem,
     InstanceRecord,
     StepCommit,
+    StoredEvent,
 )
 
 from .. import sql_commit
@@ -129,6 +130,15 @@ class PostgresStorage(SqlStorage):
         if rows:
             self.commits += 1
         return [instance_from_row(row) for row in rows]
+
+    def send_event(self, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
+        """A targeted event is one statement (fastpath.targeted_event); broadcast events take
+        the shared path (advisory lock per type, every waiting instance)."""
+        if event.target is None:
+            return super().send_event(event, now=now)
+        result = self._run(lambda tx: fastpath.targeted_event(tx.conn, event, now), write=False)
+        self.commits += 1
+        return result
 
     def load_run(self, instance_id: str) -> tuple[list[bytes], list[InboxItem]]:
         """History and inbox in one round trip."""

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from replaykit.core.errors import LeaseLost
-from replaykit.storage import TERMINAL_STATUSES, CommitResult, InstanceRecord, StepCommit
+from replaykit.core.errors import LeaseLost, WorkflowNotFound
+from replaykit.core.history import EventData, EventReceived, encode_event
+from replaykit.storage import (
+    TERMINAL_STATUSES,
+    CommitResult,
+    InstanceRecord,
+    StepCommit,
+    StoredEvent,
+)
 
 from ..sql_common import INSTANCE_COLUMNS
 from ..sql_steps import dump_json
@@ -193,3 +200,102 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
         "event": started_event,
     }
     return conn.execute(CREATE_SQL, params).fetchone() is not None
+
+
+# A targeted event (``send_event(..., instance_id=X)``) in one statement: lock X, store the event
+# (deduplicated), take X's lowest matching wait for that type, record the delivery, put
+# EventReceived into X's inbox, drop the wait's timeout, wake X and notify. The instance row lock
+# serializes it with X's own wait registration (which holds the same row), so no advisory lock is
+# needed. A wait's ``match`` is checked key by key with jsonb equality (as ``matches`` does).
+TARGETED_EVENT_SQL = """
+WITH inst AS (
+    SELECT instance_id FROM rk_instances WHERE instance_id = %(target)s FOR UPDATE
+),
+ev AS (
+    INSERT INTO rk_events (type, source, event_id, subject, time, data, extensions, target,
+        created_at)
+    SELECT %(type)s, %(source)s, %(event_id)s, %(subject)s, %(time)s, %(data)s, %(extensions)s,
+        instance_id, %(now)s
+    FROM inst
+    ON CONFLICT DO NOTHING
+    RETURNING id
+),
+w AS (
+    SELECT step FROM rk_waits
+    WHERE EXISTS (SELECT 1 FROM ev) AND kind = 'event' AND "key" = %(type)s
+      AND instance_id = %(target)s
+      AND ("match" IS NULL OR NOT EXISTS (
+          SELECT 1 FROM jsonb_each("match"::jsonb) AS m
+          WHERE (%(data)s::jsonb -> m.key) IS DISTINCT FROM m.value))
+    ORDER BY step LIMIT 1
+    FOR UPDATE
+),
+dw AS (
+    DELETE FROM rk_waits AS d USING w
+    WHERE d.instance_id = %(target)s AND d.step = w.step
+    RETURNING d.step
+),
+dl AS (
+    INSERT INTO rk_event_deliveries (instance_id, event_pk)
+    SELECT %(target)s, ev.id FROM ev, dw
+    ON CONFLICT DO NOTHING
+),
+ib AS (
+    INSERT INTO rk_inbox (instance_id, event, created_at)
+    SELECT %(target)s, convert_to(%(before)s || dw.step::text || %(after)s, 'UTF8'), %(now)s
+    FROM dw
+),
+dt AS (
+    DELETE FROM rk_timers AS t USING dw WHERE t.instance_id = %(target)s AND t.step = dw.step
+),
+wk AS (
+    UPDATE rk_instances
+    SET status = CASE WHEN status = 'waiting' THEN 'pending' ELSE status END, updated_at = %(now)s
+    WHERE instance_id = %(target)s AND EXISTS (SELECT 1 FROM dw)
+    RETURNING instance_id
+),
+nt AS (
+    SELECT pg_notify('replaykit', COALESCE(current_schema(), '') || ':runnable') AS n FROM wk
+)
+SELECT (SELECT count(*) FROM inst) AS found, (SELECT count(*) FROM ev) AS stored,
+       (SELECT count(*) FROM wk) AS woken, (SELECT count(*) FROM nt) AS notified
+"""
+
+_STEP_MARK = 987_654_321
+
+
+def targeted_event(conn: Any, event: StoredEvent, now: float) -> tuple[bool, list[str]]:
+    """Store and deliver an event for one instance in one statement (see TARGETED_EVENT_SQL)."""
+    assert event.target is not None
+    template = EventReceived(
+        step=_STEP_MARK,
+        name=event.type,
+        at=now,
+        event=EventData(
+            type=event.type,
+            data=event.data,
+            id=event.id,
+            source=event.source,
+            subject=event.subject,
+            time=event.time,
+            extensions=event.extensions,
+        ),
+    )
+    before, after = encode_event(template).decode().split(str(_STEP_MARK), 1)
+    params = {
+        "target": event.target,
+        "type": event.type,
+        "source": event.source,
+        "event_id": event.id,
+        "subject": event.subject,
+        "time": event.time,
+        "data": dump_json(event.data),
+        "extensions": dump_json(event.extensions),
+        "now": now,
+        "before": before,
+        "after": after,
+    }
+    found, stored, woken, _ = conn.execute(TARGETED_EVENT_SQL, params).fetchone()
+    if not found:
+        raise WorkflowNotFound(f"cannot send event {event.type!r}: no instance {event.target!r}")
+    return bool(stored), [event.target] if woken else []

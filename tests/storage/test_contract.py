@@ -419,6 +419,31 @@ def test_event_goes_to_the_lowest_matching_step(storage: Storage) -> None:
     assert steps == [(2, 1), (3, 2)]
 
 
+def test_targeted_event_takes_the_lowest_matching_wait_and_its_timeout(storage: Storage) -> None:
+    running(storage, "a")
+    waits = [
+        WaitSpec(step=2, kind="event", key="paid", match={"order": 9}),
+        WaitSpec(step=3, kind="event", key="paid", match={"order": 1}),
+        WaitSpec(step=4, kind="event", key="paid"),
+    ]
+    timeout = timer(3, 50.0)
+    storage.commit(step(storage, "a", waits=waits, timers=[timeout], status="waiting"))
+    assert storage.send_event(
+        StoredEvent(type="paid", data={"order": 1, "x": [1]}, target="a", source="s", id="e1"),
+        now=2.0,
+    ) == (True, ["a"])
+    assert storage.send_event(
+        StoredEvent(type="paid", data={"order": 1}, target="a", source="s", id="e1"), now=2.0
+    ) == (False, [])
+    assert storage.send_event(StoredEvent(type="paid", data="plain", target="a"), now=2.0)[1] == [
+        "a"
+    ]
+    delivered = [(e.step, e.event.data) for e in inbox_events(storage, "a")]  # type: ignore[union-attr]
+    assert delivered == [(3, {"order": 1, "x": [1]}), (4, "plain")]
+    assert storage.next_timer_at() is None  # the matched wait's timeout went with it
+    assert storage.get_instance("a").status == "pending"  # type: ignore[union-attr]
+
+
 # -- channels -----------------------------------------------------------------------------------
 def subscribe(storage: Storage, instance_id: str, channel: str, mode: str = "broadcast") -> None:
     sub = SubscriptionSpec(channel=channel, mode=mode)  # type: ignore[arg-type]
