@@ -26,37 +26,13 @@ import time
 import uuid
 from typing import Any
 
-from replaykit import WaitEvent, activity, workflow
 from replaykit.core.definitions import Registry
 from replaykit.runtime.app import App
 
-
-@activity
-def step_one(ctx: Any, x: int) -> int:
-    return x + 1
-
-
-@activity
-def step_two(ctx: Any, x: int) -> int:
-    return x * 2
-
-
-@activity
-def step_three(ctx: Any, x: int) -> int:
-    return x - 3
-
-
-@workflow
-def three_steps(ctx: Any, x: int):  # type: ignore[no-untyped-def]
-    a = yield step_one(x)
-    b = yield step_two(a)
-    return (yield step_three(b))
-
-
-@workflow
-def wait_once(ctx: Any):  # type: ignore[no-untyped-def]
-    event = yield WaitEvent("bench.go")
-    return event.data
+try:  # run as a script (benchmarks/ on sys.path) or as the package module
+    from workloads import raw_postgres, raw_sqlite, three_steps, wait_once
+except ImportError:  # pragma: no cover
+    from benchmarks.workloads import raw_postgres, raw_sqlite, three_steps, wait_once
 
 
 def rss_mb() -> float:
@@ -79,33 +55,10 @@ def commits(app: App) -> int | None:
 
 def raw_commits_per_second(url: str, n: int = 500) -> float:
     if url.startswith("sqlite"):
-        import sqlite3
-
-        path = url.removeprefix("sqlite:///") + ".raw"
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
-        start = time.perf_counter()
-        for i in range(n):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO t (v) VALUES (?)", (str(i),))
-            conn.execute("COMMIT")
-        elapsed = time.perf_counter() - start
-        conn.close()
-        return n / elapsed
+        return raw_sqlite(url.removeprefix("sqlite:///") + ".raw", n)
     if url.startswith("mysql"):
         return raw_mysql_commits_per_second(url, n)
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        conn.execute("CREATE TEMP TABLE t (id serial PRIMARY KEY, v text)")
-        conn.commit()
-        start = time.perf_counter()
-        for i in range(n):
-            conn.execute("INSERT INTO t (v) VALUES (%s)", (str(i),))
-            conn.commit()
-        return n / (time.perf_counter() - start)
+    return raw_postgres(url, n)
 
 
 def raw_mysql_commits_per_second(url: str, n: int) -> float:

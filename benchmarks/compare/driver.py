@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+
+from ..workloads import raw_postgres, raw_sqlite
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.dirname(HERE)
@@ -139,32 +140,6 @@ def xact_commit(dsn: str, dbname: str) -> int:
             "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (dbname,)
         ).fetchone()
         return int(row[0]) if row else 0
-
-
-def raw_sqlite(path: str, n: int) -> float:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
-    start = time.perf_counter()
-    for i in range(n):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO t (v) VALUES (?)", (str(i),))
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return n / elapsed
-
-
-def raw_postgres(url: str, n: int) -> float:
-    with psycopg.connect(url) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS raw_t (id serial PRIMARY KEY, v text)")
-        conn.commit()
-        start = time.perf_counter()
-        for i in range(n):
-            conn.execute("INSERT INTO raw_t (v) VALUES (%s)", (str(i),))
-            conn.commit()
-        return n / (time.perf_counter() - start)
 
 
 # ------------------------------------------------------------------------------- runners

@@ -18,37 +18,11 @@ COUNTER = common.SqliteCommitCounter()
 COUNTER.install()  # before replaykit opens any connection
 PG_TRIPS = common.PsycopgStatementCounter()
 
-from replaykit import WaitEvent, activity, workflow  # noqa: E402
 from replaykit.core.definitions import Registry  # noqa: E402
 from replaykit.runtime.app import App  # noqa: E402
 
-
-@activity
-def step_one(ctx: Any, x: int) -> int:
-    return x + 1
-
-
-@activity
-def step_two(ctx: Any, x: int) -> int:
-    return x * 2
-
-
-@activity
-def step_three(ctx: Any, x: int) -> int:
-    return x - 3
-
-
-@workflow
-def three_steps(ctx: Any, x: int):  # type: ignore[no-untyped-def]
-    a = yield step_one(x)
-    b = yield step_two(a)
-    return (yield step_three(b))
-
-
-@workflow
-def wait_once(ctx: Any):  # type: ignore[no-untyped-def]
-    event = yield WaitEvent("bench.go")
-    return event.data
+sys.path.append(os.path.dirname(HERE))  # benchmarks/, after REPLAYKIT_SRC
+from workloads import three_steps, wait_once  # noqa: E402
 
 
 def make_app(url: str) -> App:
