@@ -1,8 +1,6 @@
-"""CloudEvents into workflows, mounted in a web app (docs/integrations/cloudevents.md).
+"""CloudEvents into workflows, mounted in a FastAPI app (docs/integrations/cloudevents.md).
 
-    python docs/examples/fastapi_app.py            # serves on http://127.0.0.1:8000/events/
-
-With FastAPI it is the same call: ``api = FastAPI(); api.mount("/events", app.asgi())``.
+python docs/examples/fastapi_app.py            # serves on http://127.0.0.1:8000/events/
 """
 
 from __future__ import annotations
@@ -13,9 +11,7 @@ from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import msgspec
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from fastapi import FastAPI
 
 from replaykit import WaitEvent, workflow
 from replaykit.runtime.app import App
@@ -33,22 +29,23 @@ def fulfil(ctx: Any, order: Order) -> Generator[Any, Any, str]:
     return f"order {order.order_id} paid"
 
 
-def build(database: str) -> tuple[App, Starlette]:
+def build(database: str) -> tuple[App, FastAPI]:
     app = App(database, workflows=[fulfil])
     # one instance per order event; a redelivered event starts nothing new
     app.on_event("order.placed", fulfil, instance_id="order-{id}")
 
-    async def health(request: Any) -> JSONResponse:
-        return JSONResponse({"ok": True})
-
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with app:  # starts the workers; stops them on shutdown
             yield
 
-    web = Starlette(
-        routes=[Route("/health", health), Mount("/events", app.asgi())], lifespan=lifespan
-    )
+    web = FastAPI(lifespan=lifespan)
+
+    @web.get("/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    web.mount("/events", app.asgi())  # the CloudEvents endpoint, under any path
     return app, web
 
 
