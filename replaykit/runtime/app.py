@@ -340,6 +340,29 @@ class App:
             extensions=dict(extensions or {}),
             target=instance_id,
         )
+        handoff = getattr(self.storage, "send_event_and_claim", None)
+        worker = self.worker
+        if (
+            instance_id is not None
+            and handoff is not None
+            and worker is not None
+            and worker.try_reserve(instance_id)  # run it here at once if the event wakes it
+        ):
+            try:
+                stored, record = handoff(
+                    event,
+                    now=self.clock.time(),
+                    owner=worker.owner,
+                    lease_seconds=self.lease_seconds,
+                )
+            except BaseException:
+                worker.unreserve(instance_id)
+                raise
+            if record is not None:
+                worker.submit(record)
+            else:
+                worker.unreserve(instance_id)
+            return bool(stored)
         stored, woken = self.storage.send_event(event, now=self.clock.time())
         if woken:
             self._wake()

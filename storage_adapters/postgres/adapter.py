@@ -136,9 +136,27 @@ class PostgresStorage(SqlStorage):
         the shared path (advisory lock per type, every waiting instance)."""
         if event.target is None:
             return super().send_event(event, now=now)
-        result = self._run(lambda tx: fastpath.targeted_event(tx.conn, event, now), write=False)
+        stored, woken, _ = self._run(
+            lambda tx: fastpath.targeted_event(tx.conn, event, now), write=False
+        )
         self.commits += 1
-        return result
+        return stored, woken
+
+    def send_event_and_claim(
+        self, event: StoredEvent, *, now: float, owner: str, lease_seconds: float
+    ) -> tuple[bool, InstanceRecord | None]:
+        """An optional capability the App uses when it has a free worker slot: deliver a
+        targeted event and, if that wakes the instance, lease it to ``owner`` in the same
+        statement. Returns (stored, the leased record or None)."""
+        assert event.target is not None
+        stored, _, handed = self._run(
+            lambda tx: fastpath.targeted_event(
+                tx.conn, event, now, owner=owner, expires=now + lease_seconds
+            ),
+            write=False,
+        )
+        self.commits += 1
+        return stored, self.get_instance(event.target) if handed else None
 
     def load_run(self, instance_id: str) -> tuple[list[bytes], list[InboxItem]]:
         """History and inbox in one round trip."""

@@ -249,23 +249,43 @@ dt AS (
     DELETE FROM rk_timers AS t USING dw WHERE t.instance_id = %(target)s AND t.step = dw.step
 ),
 wk AS (
-    UPDATE rk_instances
-    SET status = CASE WHEN status = 'waiting' THEN 'pending' ELSE status END, updated_at = %(now)s
-    WHERE instance_id = %(target)s AND EXISTS (SELECT 1 FROM dw)
-    RETURNING instance_id
+    UPDATE rk_instances AS r
+    SET status = CASE
+            WHEN r.status <> 'waiting' THEN r.status
+            WHEN %(owner)s::text IS NULL THEN 'pending'
+            ELSE 'running' END,
+        lease_owner = CASE WHEN r.status = 'waiting' THEN %(owner)s ELSE r.lease_owner END,
+        lease_expires_at = CASE
+            WHEN r.status = 'waiting' THEN %(expires)s ELSE r.lease_expires_at END,
+        updated_at = %(now)s
+    WHERE r.instance_id = %(target)s AND EXISTS (SELECT 1 FROM dw)
+    RETURNING r.instance_id, (r.status = 'running' AND r.lease_owner = %(owner)s) AS handed
 ),
 nt AS (
-    SELECT pg_notify('replaykit', COALESCE(current_schema(), '') || ':runnable') AS n FROM wk
+    SELECT pg_notify('replaykit', COALESCE(current_schema(), '') || ':runnable') AS n
+    FROM wk WHERE NOT wk.handed
 )
 SELECT (SELECT count(*) FROM inst) AS found, (SELECT count(*) FROM ev) AS stored,
-       (SELECT count(*) FROM wk) AS woken, (SELECT count(*) FROM nt) AS notified
+       (SELECT count(*) FROM wk) AS woken, (SELECT count(*) FROM nt) AS notified,
+       (SELECT bool_or(handed) FROM wk) AS handed
 """
 
 _STEP_MARK = 987_654_321
 
 
-def targeted_event(conn: Any, event: StoredEvent, now: float) -> tuple[bool, list[str]]:
-    """Store and deliver an event for one instance in one statement (see TARGETED_EVENT_SQL)."""
+def targeted_event(
+    conn: Any,
+    event: StoredEvent,
+    now: float,
+    *,
+    owner: str | None = None,
+    expires: float | None = None,
+) -> tuple[bool, list[str], bool]:
+    """Store and deliver an event for one instance in one statement (see TARGETED_EVENT_SQL).
+
+    With ``owner``, an instance the event wakes from ``waiting`` is leased to ``owner`` at once
+    (hand-off to a local worker: no NOTIFY, no separate claim). Returns (stored, woken ids,
+    handed over?)."""
     assert event.target is not None
     template = EventReceived(
         step=_STEP_MARK,
@@ -294,8 +314,10 @@ def targeted_event(conn: Any, event: StoredEvent, now: float) -> tuple[bool, lis
         "now": now,
         "before": before,
         "after": after,
+        "owner": owner,
+        "expires": expires,
     }
-    found, stored, woken, _ = conn.execute(TARGETED_EVENT_SQL, params).fetchone()
+    found, stored, woken, _, handed = conn.execute(TARGETED_EVENT_SQL, params).fetchone()
     if not found:
         raise WorkflowNotFound(f"cannot send event {event.type!r}: no instance {event.target!r}")
-    return bool(stored), [event.target] if woken else []
+    return bool(stored), [event.target] if woken else [], bool(handed)

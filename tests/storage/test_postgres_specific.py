@@ -72,3 +72,24 @@ def test_session_is_the_connection_inside_the_transaction(pg_storage: Storage) -
     with pg_storage.transaction() as tx:
         assert tx.session.execute("SELECT id FROM orders").fetchall() == [(2,)]
     assert len(pg_storage.load_history("a")) == 2
+
+
+def test_a_woken_instance_can_be_handed_straight_to_a_local_worker(pg_storage: Storage) -> None:
+    running(pg_storage, "a")
+    wait_event(pg_storage, "a", "paid")
+    drain(pg_storage)
+    claim = pg_storage.send_event_and_claim  # type: ignore[attr-defined]
+    stored, record = claim(
+        StoredEvent(type="paid", data=1, target="a"), now=3.0, owner="w2", lease_seconds=30
+    )
+    assert stored and record is not None
+    assert (record.status, record.lease_owner, record.lease_expires_at) == ("running", "w2", 33.0)
+    assert pg_storage.wait_for_wakeup(0.2) is False  # handed over: nobody else is told
+    assert len(pg_storage.load_inbox("a")) == 1
+    # not waiting any more: the event is kept for it, nothing is claimed or woken
+    stored, record = claim(
+        StoredEvent(type="paid", data=2, target="a"), now=4.0, owner="w3", lease_seconds=30
+    )
+    assert stored and record is None
+    current = pg_storage.get_instance("a")
+    assert current is not None and current.lease_owner == "w2"
