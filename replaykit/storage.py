@@ -17,6 +17,11 @@ worker); claiming sets the lease. Everything that wakes an instance puts a histo
 moves inbox events into history (``StepCommit.consumed_inbox``).
 
 Times are POSIX seconds (floats) taken from the runtime's clock.
+
+Optional capability: an adapter may offer ``send_event_and_claim(event, *, now, owner,
+lease_seconds) -> (stored, InstanceRecord | None)``, delivering a targeted event and leasing the
+instance it wakes to ``owner`` in the same transaction; the App uses it when it has a free worker
+slot (the PostgreSQL adapter has it).
 """
 
 from __future__ import annotations
