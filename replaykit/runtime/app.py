@@ -372,11 +372,7 @@ class App:
         self, channel: str, data: Any = None, metadata: dict[str, str] | None = None
     ) -> None:
         """Publish a message on ``channel`` from outside any workflow."""
-        spec = PublishSpec(
-            channel=channel, data=to_builtins(data, what="message data"), metadata=metadata or {}
-        )
-        if self.storage.publish(spec, now=self.clock.time()):
-            self._wake()
+        self._publish(channel, data, metadata, target=None)
 
     def send_message(
         self,
@@ -388,11 +384,16 @@ class App:
         """Send a message on ``channel`` directly to one instance."""
         if self.storage.get_instance(instance_id) is None:
             raise WorkflowNotFound(f"cannot send a message: no instance {instance_id!r}")
+        self._publish(channel, data, metadata, target=instance_id)
+
+    def _publish(
+        self, channel: str, data: Any, metadata: dict[str, str] | None, *, target: str | None
+    ) -> None:
         spec = PublishSpec(
             channel=channel,
             data=to_builtins(data, what="message data"),
             metadata=metadata or {},
-            target=instance_id,
+            target=target,
         )
         if self.storage.publish(spec, now=self.clock.time()):
             self._wake()

@@ -233,27 +233,19 @@ class InstanceExecutor:
                     self._timer(step, now + timeout, timed_out_r, is_timeout=True)
             case Now() | Uuid() | Random() | SideEffect():
                 self._record_value(step, command, now)
-            case Publish(channel=channel, data=data, metadata=metadata):
+            case Publish() | SendTo():
+                target = command.instance_id if isinstance(command, SendTo) else None
                 batch.publishes.append(
                     PublishSpec(
-                        channel=channel,
-                        data=to_builtins(data, what="published data"),
-                        metadata=dict(metadata),
-                        sender=self.instance_id,
-                    )
-                )
-                self._feed(EffectApplied(step=step, name=channel, kind="Publish"))
-            case SendTo(instance_id=target, channel=channel, data=data, metadata=metadata):
-                batch.publishes.append(
-                    PublishSpec(
-                        channel=channel,
-                        data=to_builtins(data, what="message data"),
-                        metadata=dict(metadata),
+                        channel=command.channel,
+                        data=to_builtins(command.data, what="message data"),
+                        metadata=dict(command.metadata),
                         sender=self.instance_id,
                         target=target,
                     )
                 )
-                self._feed(EffectApplied(step=step, name=channel, kind="SendTo"))
+                kind = type(command).__name__
+                self._feed(EffectApplied(step=step, name=command.channel, kind=kind))
             case Subscribe(channel=channel, mode=mode):
                 batch.subscriptions.append(SubscriptionSpec(channel=channel, mode=mode))
                 self._feed(EffectApplied(step=step, name=channel, kind="Subscribe"))
