@@ -136,10 +136,7 @@ class PostgresStorage(SqlStorage):
         the shared path (advisory lock per type, every waiting instance)."""
         if event.target is None:
             return super().send_event(event, now=now)
-        stored, woken, _ = self._run(
-            lambda tx: fastpath.targeted_event(tx.conn, event, now), write=False
-        )
-        self.commits += 1
+        stored, woken, _ = self._run(lambda tx: fastpath.targeted_event(tx.conn, event, now))
         return stored, woken
 
     def send_event_and_claim(
@@ -152,10 +149,8 @@ class PostgresStorage(SqlStorage):
         stored, _, handed = self._run(
             lambda tx: fastpath.targeted_event(
                 tx.conn, event, now, owner=owner, expires=now + lease_seconds
-            ),
-            write=False,
+            )
         )
-        self.commits += 1
         return stored, self.get_instance(event.target) if handed else None
 
     def load_run(self, instance_id: str) -> tuple[list[bytes], list[InboxItem]]:

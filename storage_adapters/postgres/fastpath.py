@@ -202,7 +202,7 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
     return conn.execute(CREATE_SQL, params).fetchone() is not None
 
 
-# A targeted event (``send_event(..., instance_id=X)``) in one statement: lock X, store the event
+# A targeted event (``send_event(..., instance_id=X)``), after locking X's row: store the event
 # (deduplicated), take X's lowest matching wait for that type, record the delivery, put
 # EventReceived into X's inbox, drop the wait's timeout, wake X and notify. The instance row lock
 # serializes it with X's own wait registration (which holds the same row), so no advisory lock is
@@ -281,7 +281,8 @@ def targeted_event(
     owner: str | None = None,
     expires: float | None = None,
 ) -> tuple[bool, list[str], bool]:
-    """Store and deliver an event for one instance in one statement (see TARGETED_EVENT_SQL).
+    """Store and deliver an event for one instance: lock it, then one statement (see
+    TARGETED_EVENT_SQL). Runs inside the caller's transaction.
 
     With ``owner``, an instance the event wakes from ``waiting`` is leased to ``owner`` at once
     (hand-off to a local worker: no NOTIFY, no separate claim). Returns (stored, woken ids,
@@ -317,6 +318,10 @@ def targeted_event(
         "owner": owner,
         "expires": expires,
     }
+    # Lock the target first, in its own statement, inside the caller's transaction: the CTE's
+    # snapshot is then taken after any commit that held the row (e.g. the instance registering
+    # its wait) and sees that commit's rows. Locking inside the CTE would read older rows.
+    conn.execute("SELECT 1 FROM rk_instances WHERE instance_id = %s FOR UPDATE", (event.target,))
     found, stored, woken, _, handed = conn.execute(TARGETED_EVENT_SQL, params).fetchone()
     if not found:
         raise WorkflowNotFound(f"cannot send event {event.type!r}: no instance {event.target!r}")

@@ -64,13 +64,23 @@ def _client(url: str) -> App:
     return App(url, registry=Registry(), workflows=worker_proc.WORKFLOWS, workers=False)
 
 
+def _stuck_report(client: App, pending: set[str]) -> str:
+    """What an unfinished instance looks like: record, history tail, inbox."""
+    instance_id = sorted(pending)[0]
+    record = client.status(instance_id)
+    history, inbox = client.storage.load_run(instance_id)
+    return (
+        f"{len(pending)} instances unfinished, e.g. {record}; "
+        f"history tail {[h[:80] for h in history[-3:]]}; inbox {[i.event[:80] for i in inbox]}; "
+        f"stats {client.storage.stats()}"
+    )
+
+
 def _wait_all(client: App, ids: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     pending = set(ids)
     while pending:
-        assert time.monotonic() < deadline, (
-            f"{len(pending)} instances unfinished, e.g. {next(iter(pending))}"
-        )
+        assert time.monotonic() < deadline, _stuck_report(client, pending)
         done = {
             r.instance_id
             for r in client.list_instances(status="completed", limit=100_000)
@@ -117,7 +127,7 @@ def test_four_workers_run_a_thousand_workflows_exactly_once(
     try:
         procs = [_spawn(database_url, log, lease=30) for _ in range(4)]
         ids = [client.start_workflow(worker_proc.three_effects, i).instance_id for i in range(1000)]
-        _wait_all(client, ids, timeout=600)
+        _wait_all(client, ids, timeout=240)
         _wait_delivered(log, {f"{i}:{s}" for i in ids for s in (1, 2, 3)}, timeout=120)
         _stop(procs, log)
     finally:
@@ -154,7 +164,7 @@ def test_workers_killed_at_random_lose_nothing(database_url: str, tmp_path: Path
             procs[victim].wait()
             kills += 1
             procs[victim] = _spawn(database_url, log, lease=1.0)
-        _wait_all(client, ids, timeout=600)
+        _wait_all(client, ids, timeout=240)
         _wait_delivered(log, {f"{i}:{s}" for i in ids for s in (1, 4)}, timeout=120)
         _stop(procs, log)
     finally:
