@@ -8,6 +8,7 @@ from typing import Any
 from .commands import ActivityCall, Compensate
 from .decisions import ScheduledCommand
 from .errors import TerminalError
+from .failures import error_info
 from .history import (
     ActivityCompleted,
     ActivityFailed,
@@ -15,7 +16,6 @@ from .history import (
     CompensationFailed,
     Event,
 )
-from .interpreter import error_info
 
 
 def call_of(scheduled: ScheduledCommand) -> ActivityCall[Any]:

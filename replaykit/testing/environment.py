@@ -1,14 +1,5 @@
-"""Run workflows in memory with a virtual clock: no database, no threads, microseconds per run.
-
->>> env = WorkflowEnvironment(activities={"charge": lambda ctx, order_id, amount: {"ok": True}})
->>> run = env.start(order, OrderInput(id="o1", sku="book", qty=1, amount=20.0))
->>> run.run_until_idle()                   # runs until it waits (here: for an event)
->>> run.send_event("payment.completed", {"order": "o1"})
->>> run.result()                           # sleeps of days pass at once on the virtual clock
->>> run.history                            # the recorded history events
-
-``replay_check(workflow, history)`` replays a stored history against the current code and reports
-non-determinism before a deploy.
+"""An in-memory runtime with a virtual clock: it executes the commands of its runs at once
+(activities, fakes, effects, children) and fires their timers when virtual time reaches them.
 """
 
 from __future__ import annotations
@@ -18,13 +9,13 @@ import heapq
 import random as _random
 import uuid as _uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from .core.codec import to_builtins
-from .core.commands import (
+from ..core.codec import to_builtins
+from ..core.commands import (
     ActivityCall,
     Compensate,
     Now,
@@ -42,250 +33,27 @@ from .core.commands import (
     Uuid,
     WaitEvent,
 )
-from .core.decisions import Decision, ScheduledCommand
-from .core.definitions import Registry, Workflow, default_registry
-from .core.errors import (
-    InvalidInput,
-    NonDeterminismError,
-    ReplayKitError,
-    WorkflowFailed,
-)
-from .core.history import (
-    CancelRequested,
+from ..core.decisions import ScheduledCommand
+from ..core.definitions import Registry, Workflow, default_registry
+from ..core.errors import InvalidInput
+from ..core.history import (
     ChildCompleted,
     ChildFailed,
     EffectApplied,
     Event,
-    EventData,
-    EventReceived,
     EventTimedOut,
     Message,
-    MessageReceived,
     ReceiveTimedOut,
     RetryTimerFired,
     TimerFired,
     ValueRecorded,
     WorkflowStarted,
 )
-from .core.interpreter import Interpreter, raise_as
-from .core.outcomes import activity_outcome, call_of
-
-DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-
-
-class WorkflowStuck(ReplayKitError):
-    """The workflow waits for something that will never come in this test (an event, a message)."""
-
-
-class VirtualClock:
-    """Time that only moves when the environment advances it."""
-
-    def __init__(self, start: float = DEFAULT_START) -> None:
-        self.now = start
-
-    def time(self) -> float:
-        return self.now
-
-
-class TestActivityContext:
-    """The ``ctx`` an activity gets in tests: no session; outbox events are collected in a list."""
-
-    __test__ = False
-
-    def __init__(self, run: TestRun, step: int, attempt: int, compensating: Any = None) -> None:
-        self.instance_id = run.instance_id
-        self.step = step
-        self.attempt = attempt
-        self.compensating_result = compensating
-        self.session: Any = None
-        self.outbox = run.env.outbox
-        self.heartbeats = 0
-
-    def heartbeat(self) -> None:
-        self.heartbeats += 1
-
-
-class OutboxRecorder:
-    """Collects what activities send through ``ctx.outbox`` in tests."""
-
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, event: Any, **_: Any) -> None:
-        self.sent.append(event)
-
-
-class TestRun:
-    """One workflow instance inside a :class:`WorkflowEnvironment`."""
-
-    __test__ = False
-
-    def __init__(
-        self, env: WorkflowEnvironment, wf: Workflow[Any, Any], instance_id: str, parent: Any
-    ) -> None:
-        self.env = env
-        self.workflow = wf
-        self.instance_id = instance_id
-        self.parent: tuple[TestRun, int] | None = parent
-        self.history: list[Event] = []
-        self.archived: list[list[Event]] = []  # histories of earlier runs (ended with Recur)
-        self.interpreter = Interpreter(wf, instance_id=instance_id, registry=env.registry)
-        self.decision = Decision()
-        self.waits: dict[int, WaitEvent | Receive] = {}
-        self.inbox_events: list[EventData] = []
-        self.inbox_messages: dict[str, deque[Message]] = {}
-        self.subscriptions: dict[str, str] = {}
-        self.activity_calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    # -- status -----------------------------------------------------------------------------
-
-    @property
-    def status(self) -> str:
-        return self.decision.status
-
-    @property
-    def finished(self) -> bool:
-        return self.decision.finished
-
-    def run_until_idle(self) -> TestRun:
-        """Execute everything that can run now; timers fire only when due."""
-        self.env.run_until_idle()
-        return self
-
-    def advance(self, seconds: float) -> TestRun:
-        """Move the virtual clock forward, firing due timers."""
-        self.env.advance(seconds)
-        return self
-
-    def run_to_completion(self, *, max_seconds: float = 10 * 365 * 86400.0) -> TestRun:
-        """Run, jumping the clock from timer to timer, until this instance ends."""
-        self.env.run_until_idle()
-        while not self.finished:
-            if not self.env.fire_next_timer(limit=self.env.clock.now + max_seconds):
-                waits = ", ".join(w.describe() for w in self.waits.values()) or "nothing"
-                raise WorkflowStuck(
-                    f"instance {self.instance_id!r} waits for {waits} and no timer is due; "
-                    "send it with run.send_event(...) / run.send_message(...)"
-                )
-        return self
-
-    def result(self) -> Any:
-        """Run to completion and return the decoded result (raise the failure otherwise)."""
-        self.run_to_completion()
-        d = self.decision
-        if d.status == "completed":
-            return self.workflow.decode_result(d.result)
-        if d.status == "continued":
-            return d.recur_input
-        err = d.error
-        raise WorkflowFailed(
-            f"instance {self.instance_id!r} {d.status}: "
-            f"{err.type if err else ''}: {err.message if err else ''}",
-            instance_id=self.instance_id,
-            type_name=err.type if err else "",
-            status=d.status,
-        )
-
-    # -- input from outside -----------------------------------------------------------------
-
-    def send_event(self, type: str, data: Any = None, **attrs: Any) -> TestRun:
-        """Deliver an event to this instance (kept until a matching WaitEvent takes it)."""
-        event = EventData(type=type, data=to_builtins(data), id=str(len(self.history)), **attrs)
-        self.inbox_events.append(event)
-        self._deliver_waiting()
-        self.env.run_until_idle()
-        return self
-
-    def send_message(
-        self, channel: str, data: Any = None, metadata: dict[str, str] | None = None
-    ) -> TestRun:
-        """Deliver a channel message straight to this instance."""
-        self.env.message_seq += 1
-        message = Message(
-            channel=channel,
-            data=to_builtins(data),
-            metadata=metadata or {},
-            id=self.env.message_seq,
-        )
-        self.inbox_messages.setdefault(channel, deque()).append(message)
-        self._deliver_waiting()
-        self.env.run_until_idle()
-        return self
-
-    def cancel(self, reason: str = "") -> TestRun:
-        """Ask the instance to cancel; compensations run."""
-        self.env.enqueue(self, CancelRequested(reason=reason))
-        self.env.run_until_idle()
-        return self
-
-    # -- internals ----------------------------------------------------------------------------
-
-    def feed(self, event: Event) -> None:
-        event = msgspec.structs.replace(event, at=self.env.clock.now)
-        self.history.append(event)
-        decision = self.interpreter.feed([event])
-        self._apply(decision)
-
-    def _apply(self, decision: Decision) -> None:
-        self.decision = decision
-        for step in decision.cancelled:
-            self.waits.pop(step, None)
-            self.env.cancel_timers(self, step)
-        for scheduled in decision.commands:
-            self.env.execute(self, scheduled)
-        if decision.status == "continued":
-            self._continue_as_new(decision.recur_input)
-        elif decision.finished and self.parent is not None:
-            self.env.child_finished(self)
-
-    def _continue_as_new(self, new_input: Any) -> None:
-        """Archive this run's history and start the next run of the same instance (Recur)."""
-        self.archived.append(self.history)
-        self.history = []
-        self.waits.clear()
-        self.interpreter = Interpreter(
-            self.workflow, instance_id=self.instance_id, registry=self.env.registry
-        )
-        started = WorkflowStarted(
-            workflow=self.workflow.name,
-            instance_id=self.instance_id,
-            input=new_input,
-            run=len(self.archived) + 1,
-            continued_from=self.instance_id,
-            parent_id=self.parent[0].instance_id if self.parent else None,
-        )
-        self.env.enqueue(self, started)
-
-    def _deliver_waiting(self) -> None:
-        for step, wait in sorted(self.waits.items()):
-            event = self._take_for(wait)
-            if event is not None:
-                del self.waits[step]
-                self.env.cancel_timers(self, step)
-                self.env.enqueue(self, event_for(step, wait, event))
-
-    def _take_for(self, wait: WaitEvent | Receive) -> EventData | Message | None:
-        if isinstance(wait, WaitEvent):
-            for i, ev in enumerate(self.inbox_events):
-                if ev.type == wait.type and _matches(ev.data, wait.match):
-                    return self.inbox_events.pop(i)
-            return None
-        queue = self.inbox_messages.get(wait.channel)
-        return queue.popleft() if queue else None
-
-
-def _matches(data: Any, match: dict[str, Any] | None) -> bool:
-    if not match:
-        return True
-    return isinstance(data, dict) and all(data.get(k) == v for k, v in match.items())
-
-
-def event_for(step: int, wait: WaitEvent | Receive, got: EventData | Message) -> Event:
-    if isinstance(wait, WaitEvent):
-        assert isinstance(got, EventData)
-        return EventReceived(step=step, name=wait.type, event=got)
-    assert isinstance(got, Message)
-    return MessageReceived(step=step, name=wait.channel, message=got)
+from ..core.interpreter import Interpreter
+from ..core.outcomes import activity_outcome, call_of
+from .activity import OutboxRecorder, TestActivityContext
+from .clock import DEFAULT_START, VirtualClock
+from .run import TestRun, event_for
 
 
 class WorkflowEnvironment:
@@ -567,55 +335,4 @@ def _issue_times(
     return issued
 
 
-class ReplayCheck(msgspec.Struct, kw_only=True):
-    """The outcome of :func:`replay_check`."""
-
-    ok: bool
-    instance_id: str
-    events: int
-    status: str
-    error: str = ""
-    step: int = 0
-
-    def raise_if_failed(self) -> None:
-        if not self.ok:
-            raise NonDeterminismError(self.error, instance_id=self.instance_id, step=self.step)
-
-
-def replay_check(
-    wf: Workflow[Any, Any], history: Iterable[Event], *, registry: Registry | None = None
-) -> ReplayCheck:
-    """Replay stored ``history`` against the current code of ``wf``; report non-determinism.
-
-    >>> report = replay_check(order, stored_history)
-    >>> report.ok, report.error
-    """
-    events = list(history)
-    first = events[0] if events else None
-    instance_id = first.instance_id if isinstance(first, WorkflowStarted) else ""
-    interp = Interpreter(wf, instance_id=instance_id, registry=registry)
-    try:
-        decision = interp.feed(events, replaying=True)
-    except NonDeterminismError as exc:
-        return ReplayCheck(
-            ok=False,
-            instance_id=instance_id,
-            events=interp.events_applied,
-            status="broken",
-            error=str(exc),
-            step=exc.step,
-        )
-    return ReplayCheck(ok=True, instance_id=instance_id, events=len(events), status=decision.status)
-
-
-__all__ = [
-    "OutboxRecorder",
-    "ReplayCheck",
-    "TestActivityContext",
-    "TestRun",
-    "VirtualClock",
-    "WorkflowEnvironment",
-    "WorkflowStuck",
-    "raise_as",
-    "replay_check",
-]
+__all__ = ["WorkflowEnvironment"]

@@ -1,0 +1,172 @@
+"""The interpreter's state: its pending commands (one per step), its ``All``/``Any`` groups, and
+what it has issued or cancelled since its last decision.
+
+:class:`Bookkeeping` is the base of :class:`~replaykit.core.interpreter.Interpreter`; the layers on
+top of it (compensation, driving, event handlers) change this state only through these records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from .commands import (
+    ActivityCall,
+    All,
+    AnyOf,
+    Command,
+    Compensate,
+    Receive,
+    RetryTimer,
+    Sleep,
+    SleepUntil,
+    WaitEvent,
+)
+from .context import WorkflowContext
+from .decisions import Decision, ScheduledCommand, Status
+from .definitions import Registry, Workflow, default_registry
+from .errors import InvalidInput, NonDeterminismError
+from .failures import ErrorResolver
+from .history import ErrorInfo
+from .matching import Location
+from .retry import DEFAULT_RETRY, RetryPolicy
+
+_WAIT_TYPES = (Sleep, SleepUntil, WaitEvent, Receive, RetryTimer)
+
+
+class Pending:
+    """A yielded command waiting for its outcome."""
+
+    __slots__ = ("attempt", "command", "fp", "group", "location", "retry_delay", "step")
+
+    def __init__(
+        self, step: int, command: Command, group: int | None, location: Location | None, fp: str
+    ) -> None:
+        self.step = step
+        self.command = command
+        self.group = group
+        self.location = location
+        self.fp = fp
+        self.attempt = 1
+        self.retry_delay: float | None = None  # set while waiting on a retry timer
+
+
+class Group:
+    """An ``All``/``Any`` waiting for its members (each a :class:`Pending` of its own step)."""
+
+    __slots__ = ("command", "members", "outcomes", "step")
+
+    def __init__(self, step: int, command: All | AnyOf, members: list[int]) -> None:
+        self.step = step
+        self.command = command
+        self.members = members
+        self.outcomes: dict[int, tuple[bool, Any]] = {}
+
+
+class Bookkeeping:
+    """The state of one interpreter and the records of its steps."""
+
+    def __init__(
+        self,
+        workflow: Workflow[Any, Any],
+        *,
+        instance_id: str = "",
+        registry: Registry | None = None,
+        error_resolver: ErrorResolver | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.instance_id = instance_id
+        self.registry = registry or default_registry
+        self.resolve_error: ErrorResolver = error_resolver or self.registry.resolve_error
+        self.status: Status = "running"
+        self.started = False
+        self.replaying = False
+        self.result: Any = None
+        self.error: ErrorInfo | None = None
+        self.recur_input: Any = None
+        self.context: WorkflowContext | None = None
+        self._gen: Generator[Command, Any, Any] | None = None
+        self._next_step = 1
+        self._pending: dict[int, Pending] = {}
+        self._groups: dict[int, Group] = {}
+        self._abandoned: dict[int, Pending] = {}
+        self._blocked_on: int | None = None
+        self._compensations: list[tuple[int, ActivityCall[Any], Any]] = []
+        self._compensating = False
+        self._final_status: Status = "failed"
+        self._out: dict[int, Pending] = {}  # issued since the last decision (built lazily)
+        self._cancelled: list[int] = []
+        self._broken: NonDeterminismError | None = None
+        self.events_applied = 0
+
+    def _take_decision(self) -> Decision:
+        decision = Decision(
+            commands=tuple(self._scheduled_for(p) for p in self._out.values()),
+            cancelled=tuple(self._cancelled),
+            status=self.status,
+            result=self.result,
+            error=self.error,
+            recur_input=self.recur_input,
+        )
+        self._out = {}
+        self._cancelled = []
+        return decision
+
+    def _scheduled_for(self, p: Pending) -> ScheduledCommand:
+        command = p.command
+        if p.retry_delay is not None:
+            target = command.call if isinstance(command, Compensate) else command
+            name = target.identity()[1]
+            command = RetryTimer(seconds=p.retry_delay, attempt=p.attempt, name=name)
+        return ScheduledCommand(step=p.step, command=command, attempt=p.attempt, group=p.group)
+
+    def _register(
+        self, step: int, command: Command, group: int | None, location: Location | None
+    ) -> BaseException | None:
+        fp = ""
+        if type(command) is ActivityCall:
+            try:
+                fp = command.args_fingerprint()
+            except InvalidInput as exc:
+                return exc
+        p = Pending(step, command, group, location, fp)
+        self._pending[step] = p
+        self._out[step] = p
+        return None
+
+    def _schedule_retry(
+        self, p: Pending, policy: RetryPolicy | None, error: ErrorInfo, attempt: int
+    ) -> bool:
+        policy = policy or DEFAULT_RETRY
+        if not policy.allows_retry(
+            attempt=attempt, type_name=error.type, retryable=error.retryable
+        ):
+            return False
+        p.attempt = attempt + 1
+        p.retry_delay = policy.delay_before(attempt + 1)
+        self._out[p.step] = p
+        return True
+
+    def _close_group(self, group: Group, *, cancel: bool) -> None:
+        del self._groups[group.step]
+        for s in group.members:
+            p = self._pending.get(s)
+            if p is not None:
+                self._abandon(p, cancel=cancel)
+
+    def _abandon(self, p: Pending, *, cancel: bool = True) -> None:
+        del self._pending[p.step]
+        self._abandoned[p.step] = p
+        if self._out.pop(p.step, None) is not None:
+            return  # never handed to the runtime: nothing to cancel
+        if cancel and (p.retry_delay is not None or isinstance(p.command, _WAIT_TYPES)):
+            self._cancelled.append(p.step)
+
+    def _abandon_all(self) -> None:
+        for p in list(self._pending.values()):
+            self._abandon(p)
+        self._groups.clear()
+        self._blocked_on = None
+
+
+__all__ = ["Bookkeeping", "Group", "Pending"]

@@ -1,0 +1,53 @@
+"""Failures as data and back: :func:`error_info` records an exception in history, :func:`raise_as`
+rebuilds one from the record when the workflow is told that an activity or a child failed.
+"""
+
+from __future__ import annotations
+
+import traceback as _traceback
+from collections.abc import Callable
+from typing import Any
+
+from .errors import ActivityError
+from .history import ErrorInfo
+
+ErrorResolver = Callable[[str], type[BaseException] | None]
+
+
+def error_info(exc: BaseException, *, retryable: bool = True) -> ErrorInfo:
+    """Describe ``exc`` as data (type name keeps the original class for ActivityErrors)."""
+    cls = type(exc)
+    type_name = getattr(exc, "type_name", None) if isinstance(exc, ActivityError) else None
+    if not type_name:
+        type_name = f"{cls.__module__}.{cls.__qualname__}"
+    message = exc.message if isinstance(exc, ActivityError) else str(exc)
+    tb = "".join(_traceback.format_exception(exc))
+    return ErrorInfo(type=type_name, message=message, retryable=retryable, traceback=tb)
+
+
+_combined: dict[tuple[type[BaseException], type[BaseException]], type[BaseException]] = {}
+
+
+def raise_as(
+    base: type[ActivityError], info: ErrorInfo, resolver: ErrorResolver, **fields: Any
+) -> ActivityError:
+    """An ``ActivityError`` (or subclass) that is *also* the original class, when resolvable."""
+    cls = resolver(info.type)
+    target: type[ActivityError] = base
+    if cls is not None and not issubclass(base, cls):
+        key = (base, cls)
+        made = _combined.get(key)
+        if made is None:
+            try:
+                made = type(cls.__name__, (base, cls), {"__module__": cls.__module__})
+                made.__qualname__ = cls.__qualname__
+            except TypeError:  # incompatible layouts: keep the plain ActivityError
+                made = base
+            _combined[key] = made
+        target = made  # type: ignore[assignment]
+    err = target.__new__(target)
+    base.__init__(err, info.message, type_name=info.type, traceback=info.traceback, **fields)
+    return err
+
+
+__all__ = ["ErrorResolver", "error_info", "raise_as"]
