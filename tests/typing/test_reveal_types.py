@@ -46,8 +46,16 @@ def test_revealed_types_match(path: Path, mypy_output: list[str]) -> None:
         match = REVEALED.match(line)
         if match and Path(match["file"]).name == path.name:
             # the snippet's own module name depends on how mypy finds it: drop it
-            revealed[int(match["line"])] = re.sub(rf"[\w.]*\b{path.stem}\.", "", match["type"])
-    assert revealed == expected_reveals(path)
+            revealed[int(match["line"])] = same_spelling(
+                re.sub(rf"[\w.]*\b{path.stem}\.", "", match["type"])
+            )
+    assert revealed == {n: same_spelling(t) for n, t in expected_reveals(path).items()}
+
+
+def same_spelling(revealed: str) -> str:
+    """mypy spells a gradual ParamSpec ``...`` on a fresh run and ``[*Any, **Any]`` when it reads
+    the type from its cache: the same type, so compare one spelling."""
+    return revealed.replace("[*Any, **Any]", "...")
 
 
 def test_snippets_have_no_type_errors(mypy_output: list[str]) -> None:
