@@ -19,9 +19,10 @@ moves inbox events into history (``StepCommit.consumed_inbox``).
 Times are POSIX seconds (floats) taken from the runtime's clock.
 
 Optional capability: an adapter may offer ``send_event_and_claim(event, *, now, owner,
-lease_seconds) -> (stored, InstanceRecord | None)``, delivering a targeted event and leasing the
-instance it wakes to ``owner`` in the same transaction; the App uses it when it has a free worker
-slot (the PostgreSQL adapter has it).
+lease_seconds) -> (stored, Handoff | None)``, delivering a targeted event and leasing the
+instance it wakes to ``owner`` in the same transaction, and returning the woken instance's record,
+history and inbox read after the lease was taken; the App uses it when it has a free worker slot
+(the PostgreSQL adapter has it).
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ class InboxItem(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     instance_id: str
     event: bytes
+
+
+class Handoff(msgspec.Struct, frozen=True, kw_only=True):
+    """An instance leased to a local worker by ``send_event_and_claim``, with what the worker
+    needs to resume it (what ``load_run`` would return), read under the new lease."""
+
+    record: InstanceRecord
+    history: list[bytes]
+    inbox: list[InboxItem]
 
 
 class TimerSpec(msgspec.Struct, frozen=True, kw_only=True):

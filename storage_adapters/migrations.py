@@ -43,11 +43,15 @@ def _split(text: str) -> tuple[str, str]:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split a migration into statements on ``;`` at line ends (no procedural bodies here)."""
+    """Split a migration into statements on ``;`` at line ends, keeping ``$$``-quoted bodies
+    (PostgreSQL functions) whole."""
     parts, current = [], []
+    in_body = False
     for line in sql.splitlines():
         current.append(line)
-        if line.rstrip().endswith(";"):
+        if line.count("$$") % 2:
+            in_body = not in_body
+        if not in_body and line.rstrip().endswith(";"):
             statement = "\n".join(current).strip()
             if statement.strip(";").strip():
                 parts.append(statement)

@@ -349,7 +349,7 @@ class App:
             and worker.try_reserve(instance_id)  # run it here at once if the event wakes it
         ):
             try:
-                stored, record = handoff(
+                stored, handed = handoff(
                     event,
                     now=self.clock.time(),
                     owner=worker.owner,
@@ -358,8 +358,8 @@ class App:
             except BaseException:
                 worker.unreserve(instance_id)
                 raise
-            if record is not None:
-                worker.submit(record)
+            if handed is not None:
+                worker.submit(handed.record, run=(handed.history, handed.inbox))
             else:
                 worker.unreserve(instance_id)
             return bool(stored)

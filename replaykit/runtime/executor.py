@@ -105,6 +105,7 @@ class InstanceExecutor:
         record: InstanceRecord,
         *,
         started: WorkflowStarted | None = None,
+        preloaded: tuple[list[bytes], list[InboxItem]] | None = None,
     ) -> None:
         self.worker = worker
         self.storage = worker.storage
@@ -118,6 +119,7 @@ class InstanceExecutor:
             error_resolver=worker.resolve_error,
         )
         self._started = started
+        self._preloaded = preloaded
         self.history_len = record.history_len
         self.batch = Batch()
         self.todo: deque[ScheduledCommand] = deque()
@@ -148,7 +150,8 @@ class InstanceExecutor:
             self.worker.hooks.emit("workflow_started", self.instance_id, self.workflow.name)
             self._apply(self.interp.feed([self._started]))
             return
-        raw, inbox = self.storage.load_run(self.instance_id)
+        raw, inbox = self._preloaded or self.storage.load_run(self.instance_id)
+        self._preloaded = None
         self.history_len = len(raw)
         history = [decode_event(b) for b in raw]
         self.interp.feed(history, replaying=True)

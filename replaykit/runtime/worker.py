@@ -22,7 +22,7 @@ from typing import Any
 from ..core.definitions import Registry
 from ..core.errors import LeaseLost, ReplayKitError, StorageError
 from ..core.history import WorkflowStarted
-from ..storage import InstanceRecord, Storage
+from ..storage import InboxItem, InstanceRecord, Storage
 from .activities import AsyncRunner
 from .clock import Clock
 from .executor import InstanceExecutor
@@ -168,15 +168,27 @@ class Worker:
         with self._lock:
             self._active.pop(instance_id, None)
 
-    def submit(self, record: InstanceRecord, started: WorkflowStarted | None = None) -> None:
-        """Run a record this worker holds the lease for (slot already reserved)."""
+    def submit(
+        self,
+        record: InstanceRecord,
+        started: WorkflowStarted | None = None,
+        *,
+        run: tuple[list[bytes], list[InboxItem]] | None = None,
+    ) -> None:
+        """Run a record this worker holds the lease for (slot already reserved). ``run`` is its
+        history and inbox when the caller already read them under this lease."""
         assert self._pool is not None
-        self._pool.submit(self._run, record, started)
+        self._pool.submit(self._run, record, started, run)
 
-    def _run(self, record: InstanceRecord, started: WorkflowStarted | None) -> None:
+    def _run(
+        self,
+        record: InstanceRecord,
+        started: WorkflowStarted | None,
+        run: tuple[list[bytes], list[InboxItem]] | None,
+    ) -> None:
         instance_id = record.instance_id
         try:
-            executor = InstanceExecutor(self, record, started=started)
+            executor = InstanceExecutor(self, record, started=started, preloaded=run)
             with self._lock:
                 self._active[instance_id] = executor
             executor.run()

@@ -29,6 +29,7 @@ from replaykit.core.errors import StorageError
 from replaykit.storage import (
     TERMINAL_STATUSES,
     CommitResult,
+    Handoff,
     InboxItem,
     InstanceRecord,
     StepCommit,
@@ -132,26 +133,32 @@ class PostgresStorage(SqlStorage):
         return [instance_from_row(row) for row in rows]
 
     def send_event(self, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
-        """A targeted event is one statement (fastpath.targeted_event); broadcast events take
-        the shared path (advisory lock per type, every waiting instance)."""
+        """A targeted event is one autocommit call of ``rk_targeted_event`` (fastpath); broadcast
+        events take the shared path (advisory lock per type, every waiting instance)."""
         if event.target is None:
             return super().send_event(event, now=now)
-        stored, woken, _ = self._run(lambda tx: fastpath.targeted_event(tx.conn, event, now))
+        stored, woken, _ = self._run(
+            lambda tx: fastpath.targeted_event(tx.conn, event, now), write=False
+        )
+        self.commits += 1
         return stored, woken
 
     def send_event_and_claim(
         self, event: StoredEvent, *, now: float, owner: str, lease_seconds: float
-    ) -> tuple[bool, InstanceRecord | None]:
+    ) -> tuple[bool, Handoff | None]:
         """An optional capability the App uses when it has a free worker slot: deliver a
         targeted event and, if that wakes the instance, lease it to ``owner`` in the same
-        statement. Returns (stored, the leased record or None)."""
+        statement, which also returns the instance's history and inbox. Returns (stored, the
+        hand-off or None)."""
         assert event.target is not None
-        stored, _, handed = self._run(
+        stored, _, handoff = self._run(
             lambda tx: fastpath.targeted_event(
                 tx.conn, event, now, owner=owner, expires=now + lease_seconds
-            )
+            ),
+            write=False,
         )
-        return stored, self.get_instance(event.target) if handed else None
+        self.commits += 1
+        return stored, handoff
 
     def load_run(self, instance_id: str) -> tuple[list[bytes], list[InboxItem]]:
         """History and inbox in one round trip."""

@@ -16,13 +16,15 @@ from replaykit.core.history import EventData, EventReceived, encode_event
 from replaykit.storage import (
     TERMINAL_STATUSES,
     CommitResult,
+    Handoff,
+    InboxItem,
     InstanceRecord,
     StepCommit,
     StoredEvent,
 )
 
 from ..sql_common import INSTANCE_COLUMNS
-from ..sql_steps import dump_json
+from ..sql_steps import dump_json, load_json
 
 # Append history and move lease/status in one statement; the other parts only happen when the
 # lease check (the UPDATE's WHERE) matched, because they read from `u`. Built per shape (with or
@@ -202,72 +204,13 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
     return conn.execute(CREATE_SQL, params).fetchone() is not None
 
 
-# A targeted event (``send_event(..., instance_id=X)``), after locking X's row: store the event
-# (deduplicated), take X's lowest matching wait for that type, record the delivery, put
-# EventReceived into X's inbox, drop the wait's timeout, wake X and notify. The instance row lock
-# serializes it with X's own wait registration (which holds the same row), so no advisory lock is
-# needed. A wait's ``match`` is checked key by key with jsonb equality (as ``matches`` does).
+# A targeted event (``send_event(..., instance_id=X)``) is one call of the function that
+# migration 0003 defines (lock X, store, match a wait, deliver, wake or hand off, notify; see
+# there): one round trip in autocommit mode.
 TARGETED_EVENT_SQL = """
-WITH inst AS (
-    SELECT instance_id FROM rk_instances WHERE instance_id = %(target)s FOR UPDATE
-),
-ev AS (
-    INSERT INTO rk_events (type, source, event_id, subject, time, data, extensions, target,
-        created_at)
-    SELECT %(type)s, %(source)s, %(event_id)s, %(subject)s, %(time)s, %(data)s, %(extensions)s,
-        instance_id, %(now)s
-    FROM inst
-    ON CONFLICT DO NOTHING
-    RETURNING id
-),
-w AS (
-    SELECT step FROM rk_waits
-    WHERE EXISTS (SELECT 1 FROM ev) AND kind = 'event' AND "key" = %(type)s
-      AND instance_id = %(target)s
-      AND ("match" IS NULL OR NOT EXISTS (
-          SELECT 1 FROM jsonb_each("match"::jsonb) AS m
-          WHERE (%(data)s::jsonb -> m.key) IS DISTINCT FROM m.value))
-    ORDER BY step LIMIT 1
-    FOR UPDATE
-),
-dw AS (
-    DELETE FROM rk_waits AS d USING w
-    WHERE d.instance_id = %(target)s AND d.step = w.step
-    RETURNING d.step
-),
-dl AS (
-    INSERT INTO rk_event_deliveries (instance_id, event_pk)
-    SELECT %(target)s, ev.id FROM ev, dw
-    ON CONFLICT DO NOTHING
-),
-ib AS (
-    INSERT INTO rk_inbox (instance_id, event, created_at)
-    SELECT %(target)s, convert_to(%(before)s || dw.step::text || %(after)s, 'UTF8'), %(now)s
-    FROM dw
-),
-dt AS (
-    DELETE FROM rk_timers AS t USING dw WHERE t.instance_id = %(target)s AND t.step = dw.step
-),
-wk AS (
-    UPDATE rk_instances AS r
-    SET status = CASE
-            WHEN r.status <> 'waiting' THEN r.status
-            WHEN %(owner)s::text IS NULL THEN 'pending'
-            ELSE 'running' END,
-        lease_owner = CASE WHEN r.status = 'waiting' THEN %(owner)s ELSE r.lease_owner END,
-        lease_expires_at = CASE
-            WHEN r.status = 'waiting' THEN %(expires)s ELSE r.lease_expires_at END,
-        updated_at = %(now)s
-    WHERE r.instance_id = %(target)s AND EXISTS (SELECT 1 FROM dw)
-    RETURNING r.instance_id, (r.status = 'running' AND r.lease_owner = %(owner)s) AS handed
-),
-nt AS (
-    SELECT pg_notify('replaykit', COALESCE(current_schema(), '') || ':runnable') AS n
-    FROM wk WHERE NOT wk.handed
-)
-SELECT (SELECT count(*) FROM inst) AS found, (SELECT count(*) FROM ev) AS stored,
-       (SELECT count(*) FROM wk) AS woken, (SELECT count(*) FROM nt) AS notified,
-       (SELECT bool_or(handed) FROM wk) AS handed
+SELECT * FROM rk_targeted_event(%(target)s, %(type)s, %(source)s, %(event_id)s, %(subject)s,
+    %(time)s, %(data)s, %(extensions)s, %(now)s, %(before)s, %(after)s, %(owner)s::text,
+    %(expires)s::double precision)
 """
 
 _STEP_MARK = 987_654_321
@@ -280,13 +223,12 @@ def targeted_event(
     *,
     owner: str | None = None,
     expires: float | None = None,
-) -> tuple[bool, list[str], bool]:
-    """Store and deliver an event for one instance: lock it, then one statement (see
-    TARGETED_EVENT_SQL). Runs inside the caller's transaction.
+) -> tuple[bool, list[str], Handoff | None]:
+    """Store and deliver an event for one instance in one statement (see TARGETED_EVENT_SQL).
 
     With ``owner``, an instance the event wakes from ``waiting`` is leased to ``owner`` at once
-    (hand-off to a local worker: no NOTIFY, no separate claim). Returns (stored, woken ids,
-    handed over?)."""
+    (hand-off to a local worker: no NOTIFY, no separate claim) and returned with its history and
+    inbox. Returns (stored, woken ids, hand-off or None)."""
     assert event.target is not None
     template = EventReceived(
         step=_STEP_MARK,
@@ -318,11 +260,35 @@ def targeted_event(
         "owner": owner,
         "expires": expires,
     }
-    # Lock the target first, in its own statement, inside the caller's transaction: the CTE's
-    # snapshot is then taken after any commit that held the row (e.g. the instance registering
-    # its wait) and sees that commit's rows. Locking inside the CTE would read older rows.
-    conn.execute("SELECT 1 FROM rk_instances WHERE instance_id = %s FOR UPDATE", (event.target,))
-    found, stored, woken, _, handed = conn.execute(TARGETED_EVENT_SQL, params).fetchone()
+    row = conn.execute(TARGETED_EVENT_SQL, params).fetchone()
+    (found, stored, woken, handed, workflow, input_, run, continued_from, parent_id) = row[:9]
+    parent_step, created_at, history_len, history, inbox_ids, inbox = row[9:]
     if not found:
         raise WorkflowNotFound(f"cannot send event {event.type!r}: no instance {event.target!r}")
-    return bool(stored), [event.target] if woken else [], bool(handed)
+    handoff = None
+    if handed:
+        assert owner is not None
+        record = InstanceRecord(
+            instance_id=event.target,
+            workflow=workflow,
+            status="running",
+            input=load_json(input_),
+            run=run,
+            continued_from=continued_from,
+            parent_id=parent_id,
+            parent_step=parent_step,
+            lease_owner=owner,
+            lease_expires_at=expires,
+            created_at=float(created_at),
+            updated_at=now,
+            history_len=history_len,
+        )
+        handoff = Handoff(
+            record=record,
+            history=[bytes(b) for b in history or ()],
+            inbox=[
+                InboxItem(id=ident, instance_id=event.target, event=bytes(b))
+                for ident, b in zip(inbox_ids or (), inbox or (), strict=True)
+            ],
+        )
+    return bool(stored), [event.target] if woken else [], handoff

@@ -79,17 +79,21 @@ def test_a_woken_instance_can_be_handed_straight_to_a_local_worker(pg_storage: S
     wait_event(pg_storage, "a", "paid")
     drain(pg_storage)
     claim = pg_storage.send_event_and_claim  # type: ignore[attr-defined]
-    stored, record = claim(
+    stored, handed = claim(
         StoredEvent(type="paid", data=1, target="a"), now=3.0, owner="w2", lease_seconds=30
     )
-    assert stored and record is not None
+    assert stored and handed is not None
+    record = handed.record
     assert (record.status, record.lease_owner, record.lease_expires_at) == ("running", "w2", 33.0)
+    assert record == pg_storage.get_instance("a")  # the record handed over is the stored one
     assert pg_storage.wait_for_wakeup(0.2) is False  # handed over: nobody else is told
-    assert len(pg_storage.load_inbox("a")) == 1
+    # what the worker needs to resume comes with it, read under the new lease
+    assert (handed.history, handed.inbox) == pg_storage.load_run("a")
+    assert len(handed.inbox) == 1
     # not waiting any more: the event is kept for it, nothing is claimed or woken
-    stored, record = claim(
+    stored, handed = claim(
         StoredEvent(type="paid", data=2, target="a"), now=4.0, owner="w3", lease_seconds=30
     )
-    assert stored and record is None
+    assert stored and handed is None
     current = pg_storage.get_instance("a")
     assert current is not None and current.lease_owner == "w2"
