@@ -41,9 +41,12 @@ WITH u AS (
 ),
 h AS (
     INSERT INTO rk_history (instance_id, seq, event)
-    SELECT u.instance_id, x.seq, x.event
-    FROM u, unnest(%(seqs)s::integer[], %(events)s::bytea[]) AS x(seq, event)
+    {history}
 )"""
+# One new event (the common case) binds scalars: no array parameters to build and unnest.
+_ONE_EVENT = "SELECT u.instance_id, %(seq)s::integer, %(event)s::bytea FROM u"
+_MANY_EVENTS = """SELECT u.instance_id, x.seq, x.event
+    FROM u, unnest(%(seqs)s::integer[], %(events)s::bytea[]) AS x(seq, event)"""
 _RUNNING_ASSIGN = "lease_expires_at = %(lease_expires_at)s"
 _TERMINAL_ASSIGN = (
     "output = %(output)s, error = %(error)s, lease_owner = NULL, lease_expires_at = NULL"
@@ -59,8 +62,11 @@ w AS (DELETE FROM rk_waits WHERE instance_id IN (SELECT instance_id FROM u)),
 s AS (DELETE FROM rk_subscriptions WHERE instance_id IN (SELECT instance_id FROM u))"""
 
 
-def _step_sql(terminal: bool, consumes: bool) -> str:
-    sql = _STEP_HEAD.format(assign=_TERMINAL_ASSIGN if terminal else _RUNNING_ASSIGN)
+def _step_sql(terminal: bool, consumes: bool, one: bool) -> str:
+    sql = _STEP_HEAD.format(
+        assign=_TERMINAL_ASSIGN if terminal else _RUNNING_ASSIGN,
+        history=_ONE_EVENT if one else _MANY_EVENTS,
+    )
     if consumes:
         sql += _INBOX_PART
     if terminal:
@@ -68,7 +74,9 @@ def _step_sql(terminal: bool, consumes: bool) -> str:
     return sql + "\nSELECT instance_id FROM u"
 
 
-STEP_SQL = {(t, c): _step_sql(t, c) for t in (False, True) for c in (False, True)}
+STEP_SQL = {
+    (t, c, o): _step_sql(t, c, o) for t in (False, True) for c in (False, True) for o in (False, True)
+}
 
 CREATE_SQL = """
 WITH i AS (
@@ -169,11 +177,16 @@ def step(conn: Any, c: StepCommit) -> CommitResult:
         "lease_expires_at": c.lease_expires_at,
         "instance_id": c.instance_id,
         "owner": c.owner,
-        "seqs": list(range(c.history_len, c.history_len + len(c.events))),
-        "events": c.events,
         "consumed": c.consumed_inbox,
     }
-    sql = STEP_SQL[(terminal, bool(c.consumed_inbox))]
+    one = len(c.events) == 1
+    if one:
+        params["seq"] = c.history_len
+        params["event"] = c.events[0]
+    else:
+        params["seqs"] = list(range(c.history_len, c.history_len + len(c.events)))
+        params["events"] = c.events
+    sql = STEP_SQL[(terminal, bool(c.consumed_inbox), one)]
     if conn.execute(sql, params).fetchone() is None:
         raise LeaseLost(
             f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds its lease "
