@@ -48,6 +48,7 @@ from replaykit.storage import (
 )
 
 from . import sql_commit, sql_delivery, sql_steps
+from .group_commit import GroupCommit, grouped_transaction
 from .migrations import load_migrations, split_statements
 from .sql_steps import SqlTx, dump_json, load_json, placeholders
 
@@ -122,6 +123,8 @@ class SqlStorage:
     #: write transactions committed through this object (benchmarks read it; approximate
     #: under heavy thread contention, since ``+=`` is not atomic)
     commits: int = 0
+    #: set by adapters that commit concurrent steps and creations together (group_commit.py)
+    committer: GroupCommit | None = None
 
     # -- dialect hooks ----------------------------------------------------------------------
     def _begin(self, *, write: bool, exclusive: bool = False) -> AbstractContextManager[Any]:
@@ -200,12 +203,22 @@ class SqlStorage:
     def _read(self, work: Callable[[SqlTx], T]) -> T:
         return self._run(work, write=False)
 
+    def _grouped(self, work: Callable[[SqlTx], T]) -> T:
+        """A write unit that may share its transaction with other threads' (group commit)."""
+        if self.committer is None:
+            return self._run(work)
+        return self.committer.submit(work)
+
     @contextmanager
-    def transaction(self) -> Iterator[SqlTransaction]:
+    def transaction(self) -> Iterator[Any]:
         """Open a write transaction for a transactional activity; commit on normal exit.
 
         Errors raised by the caller's own code inside the block pass through unchanged (and roll
         everything back); database errors of the adapter's own work become StorageError."""
+        if self.committer is not None:
+            with grouped_transaction(self) as lazy:
+                yield lazy
+            return
         raised_inside = False
         try:
             with self._begin(write=True) as conn:
@@ -262,7 +275,7 @@ class SqlStorage:
             assert stored is not None
             return stored, False
 
-        return self._run(work)
+        return self._grouped(work)
 
     def _get(self, tx: SqlTx, instance_id: str) -> InstanceRecord | None:
         row = tx.one(
@@ -410,7 +423,7 @@ class SqlStorage:
 
     # -- steps ------------------------------------------------------------------------------
     def commit(self, commit: StepCommit) -> CommitResult:
-        return self._run(lambda tx: sql_commit.apply_commit(tx, commit))
+        return self._grouped(lambda tx: sql_commit.apply_commit(tx, commit))
 
     # -- waking -----------------------------------------------------------------------------
     def fire_due_timers(self, *, now: float, limit: int = 100) -> list[str]:

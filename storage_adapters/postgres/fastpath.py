@@ -75,7 +75,10 @@ def _step_sql(terminal: bool, consumes: bool, one: bool) -> str:
 
 
 STEP_SQL = {
-    (t, c, o): _step_sql(t, c, o) for t in (False, True) for c in (False, True) for o in (False, True)
+    (t, c, o): _step_sql(t, c, o)
+    for t in (False, True)
+    for c in (False, True)
+    for o in (False, True)
 }
 
 CREATE_SQL = """

@@ -9,6 +9,11 @@ Durability with ``journal_mode=WAL``:
   corrupted); a crash of the *process* alone loses nothing. Faster; choose it when re-running
   the last steps after a power cut is acceptable (activities are then at-least-once).
 
+Group commit (``group_commit=True``, the default): steps and creations of concurrent workflows
+that queue while a write is in progress share the next transaction, one savepoint each (see
+``storage_adapters.group_commit``); a transactional activity begins its transaction only when it
+touches ``ctx.session``.
+
 Concurrency: every write runs in ``BEGIN IMMEDIATE``, so writers are serialized by SQLite itself
 (the shared algorithms need no row locks here). A writer that meets a busy database waits
 ``busy_timeout`` seconds inside SQLite and is then retried with backoff, so "database is locked"
@@ -28,6 +33,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ..group_commit import GroupCommit
 from ..sql_common import SqlStorage
 
 _RETRYABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
@@ -68,6 +74,7 @@ class SqliteStorage(SqlStorage):
         synchronous: str = "FULL",
         busy_timeout: float = 5.0,
         retry_seconds: float = 30.0,
+        group_commit: bool = True,
     ) -> None:
         if synchronous.upper() not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
@@ -84,6 +91,7 @@ class SqliteStorage(SqlStorage):
         self._connections: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
         self._closed = False
         self._keeper = self._connect() if self.memory else None
+        self.committer = GroupCommit(self) if group_commit else None
 
     # -- connections ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
