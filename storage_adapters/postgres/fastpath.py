@@ -136,7 +136,7 @@ def claim(
         "limit": limit,
     }
     columns = ", ".join(f"r.{name.strip()}" for name in INSTANCE_COLUMNS.split(","))
-    cursor = conn.execute(CLAIM_SQL.format(columns=columns), params)
+    cursor = conn.execute(CLAIM_SQL.format(columns=columns), params, prepare=True)
     found = cursor.fetchall()
     names = [column[0] for column in cursor.description]
     rows = [dict(zip(names, row, strict=True)) for row in found]
@@ -148,7 +148,9 @@ def claim(
 
 def load_run(conn: Any, instance_id: str) -> list[tuple[int, int, bytes]]:
     """History (kind 0, by seq) then inbox (kind 1, by id) of an instance."""
-    rows: list[tuple[int, int, bytes]] = conn.execute(LOAD_RUN_SQL, {"id": instance_id}).fetchall()
+    rows: list[tuple[int, int, bytes]] = conn.execute(
+        LOAD_RUN_SQL, {"id": instance_id}, prepare=True
+    ).fetchall()
     return rows
 
 
@@ -190,7 +192,7 @@ def step(conn: Any, c: StepCommit) -> CommitResult:
         params["seqs"] = list(range(c.history_len, c.history_len + len(c.events)))
         params["events"] = c.events
     sql = STEP_SQL[(terminal, bool(c.consumed_inbox), one)]
-    if conn.execute(sql, params).fetchone() is None:
+    if conn.execute(sql, params, prepare=True).fetchone() is None:
         raise LeaseLost(
             f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds its lease "
             "(another worker took it over); the step was not recorded",
@@ -217,7 +219,7 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
         "updated_at": record.updated_at,
         "event": started_event,
     }
-    return conn.execute(CREATE_SQL, params).fetchone() is not None
+    return conn.execute(CREATE_SQL, params, prepare=True).fetchone() is not None
 
 
 # A targeted event (``send_event(..., instance_id=X)``) is one call of the function that
@@ -276,7 +278,7 @@ def targeted_event(
         "owner": owner,
         "expires": expires,
     }
-    row = conn.execute(TARGETED_EVENT_SQL, params).fetchone()
+    row = conn.execute(TARGETED_EVENT_SQL, params, prepare=True).fetchone()
     (found, stored, woken, handed, workflow, input_, run, continued_from, parent_id) = row[:9]
     parent_step, created_at, history_len, history, inbox_ids, inbox = row[9:]
     if not found:
