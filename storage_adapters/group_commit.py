@@ -38,13 +38,17 @@ T = TypeVar("T")
 
 
 class _Unit(Generic[T]):
-    __slots__ = ("done", "error", "result", "work")
+    __slots__ = ("done", "error", "result", "wake", "work")
 
     def __init__(self, work: Callable[[SqlTx], T]) -> None:
         self.work = work
         self.result: T | None = None
         self.error: BaseException | None = None
         self.done = False
+        # held until the unit is done or its thread is to lead the next batch: each waiting
+        # thread is woken once, by name (no broadcast for every batch)
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
     def outcome(self) -> T:
         if self.error is not None:
@@ -60,7 +64,7 @@ class GroupCommit:
 
     def __init__(self, storage: SqlStorage) -> None:
         self._storage = storage
-        self._cond = threading.Condition()
+        self._mutex = threading.Lock()
         self._queue: list[_Unit[Any]] = []
         self._leading = False
         #: transactions written and units they held (benchmarks and tests read these)
@@ -71,24 +75,29 @@ class GroupCommit:
         """Run ``work`` in a write transaction, possibly together with other threads' units;
         return its result (or raise its error) once that transaction has committed."""
         unit = _Unit(work)
-        with self._cond:
+        with self._mutex:
             self._queue.append(unit)
-            while self._leading and not unit.done:
-                self._cond.wait()
+            follow, self._leading = self._leading, True
+        if follow:
+            unit.wake.acquire()  # until the unit is done, or this thread leads the next batch
             if unit.done:
                 return unit.outcome()
-            self._leading = True
+        with self._mutex:
             batch, self._queue = self._queue, []
         try:
             self._write(batch)
         finally:
-            with self._cond:
-                for queued in batch:
-                    queued.done = True
-                self._leading = False
+            with self._mutex:
                 self.batches += 1
                 self.units += len(batch)
-                self._cond.notify_all()
+                for queued in batch:
+                    queued.done = True
+                    if queued is not unit:
+                        queued.wake.release()
+                if self._queue:
+                    self._queue[0].wake.release()  # hand the lead to the oldest waiting unit
+                else:
+                    self._leading = False
         return unit.outcome()
 
     def _write(self, batch: list[_Unit[Any]]) -> None:
