@@ -35,6 +35,19 @@ from .sql_steps import (
 EVENT_COLUMNS = "id, type, source, event_id, subject, time, data, extensions"
 
 
+def event_row(event: StoredEvent) -> dict[str, Any]:
+    """The stored columns of ``event`` (data and extensions as JSON text), as a row reads."""
+    return {
+        "type": event.type,
+        "source": event.source,
+        "event_id": event.id,
+        "subject": event.subject,
+        "time": event.time,
+        "data": dump_json(event.data),
+        "extensions": dump_json(event.extensions),
+    }
+
+
 def event_received(row: dict[str, Any], step: int, now: float) -> bytes:
     data = EventData(
         type=row["type"],
@@ -61,31 +74,17 @@ def send_event(tx: SqlTx, event: StoredEvent, *, now: float) -> tuple[bool, list
     tx.lock_keys([f"event:{event.type}"])
     if event.target is not None and lock_instance(tx, event.target) is None:
         raise WorkflowNotFound(f"cannot send event {event.type!r}: no instance {event.target!r}")
+    row = event_row(event)
     stored = tx.insert_id(
         f"INSERT INTO rk_events ({EVENT_COLUMNS[4:]}, target, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" + tx.ignore_duplicate("", "id"),
-        event.type,
-        event.source,
-        event.id,
-        event.subject,
-        event.time,
-        dump_json(event.data),
-        dump_json(event.extensions),
+        *(row[name] for name in EVENT_COLUMNS[4:].split(", ")),
         event.target,
         now,
     )
     if stored is None:
         return False, []
-    row: dict[str, Any] = {
-        "id": stored,
-        "type": event.type,
-        "source": event.source,
-        "event_id": event.id,
-        "subject": event.subject,
-        "time": event.time,
-        "data": dump_json(event.data),
-        "extensions": dump_json(event.extensions),
-    }
+    row["id"] = stored
     woken = []
     for instance_id, waits in _event_waiters(tx, event, row["id"]).items():
         if lock_instance(tx, instance_id) is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from replaykit.core.errors import LeaseLost, WorkflowNotFound
-from replaykit.core.history import EventData, EventReceived, encode_event
 from replaykit.storage import (
     TERMINAL_STATUSES,
     CommitResult,
@@ -24,6 +23,7 @@ from replaykit.storage import (
 )
 
 from ..sql_common import INSTANCE_COLUMNS
+from ..sql_delivery import event_received, event_row
 from ..sql_steps import dump_json, load_json
 
 # Append history and move lease/status in one statement; the other parts only happen when the
@@ -248,30 +248,13 @@ def targeted_event(
     (hand-off to a local worker: no NOTIFY, no separate claim) and returned with its history and
     inbox. Returns (stored, woken ids, hand-off or None)."""
     assert event.target is not None
-    template = EventReceived(
-        step=_STEP_MARK,
-        name=event.type,
-        at=now,
-        event=EventData(
-            type=event.type,
-            data=event.data,
-            id=event.id,
-            source=event.source,
-            subject=event.subject,
-            time=event.time,
-            extensions=event.extensions,
-        ),
-    )
-    before, after = encode_event(template).decode().split(str(_STEP_MARK), 1)
+    columns = event_row(event)
+    # the inbox event for the wait's step, which the statement finds: split around a marker
+    template = event_received(columns, _STEP_MARK, now).decode()
+    before, after = template.split(str(_STEP_MARK), 1)
     params = {
+        **columns,
         "target": event.target,
-        "type": event.type,
-        "source": event.source,
-        "event_id": event.id,
-        "subject": event.subject,
-        "time": event.time,
-        "data": dump_json(event.data),
-        "extensions": dump_json(event.extensions),
         "now": now,
         "before": before,
         "after": after,
