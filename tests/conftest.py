@@ -1,7 +1,11 @@
 """Shared fixtures: database servers for the PostgreSQL and MySQL tests.
 
-Without a DSN the tests are skipped with the reason shown; under ``CI=true`` an unreachable server
-is a failure, so CI cannot pass by silently skipping them.
+The DSNs come from ``REPLAYKIT_TEST_PG_DSN`` / ``REPLAYKIT_TEST_MYSQL_DSN``; when a variable is not
+set, the local test server is tried (``postgresql://postgres@127.0.0.1:5432/test``,
+``mysql://root@127.0.0.1:3306/test``), so the README's test command runs them wherever those
+servers run. An unreachable server, or a variable set to the empty string, skips the tests with
+the reason shown; under ``CI=true`` an unreachable server is a failure, so CI cannot pass by
+silently skipping them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import pytest
 
 PG_ENV = "REPLAYKIT_TEST_PG_DSN"
 MYSQL_ENV = "REPLAYKIT_TEST_MYSQL_DSN"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+MYSQL_DEFAULT = "mysql://root@127.0.0.1:3306/test"
 
 
 def _unreachable(what: str, dsn: str, err: BaseException) -> None:
@@ -24,11 +30,9 @@ def _unreachable(what: str, dsn: str, err: BaseException) -> None:
 
 @pytest.fixture(scope="session")
 def pg_dsn() -> str:
-    dsn = os.environ.get(PG_ENV)
+    dsn = os.environ.get(PG_ENV, PG_DEFAULT)
     if not dsn:
-        pytest.skip(
-            f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
-        )
+        pytest.skip(f"PostgreSQL tests turned off: {PG_ENV} is set to the empty string")
     import psycopg
 
     try:
@@ -58,10 +62,11 @@ def pg_schema_dsn(pg_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mysql_dsn() -> str:
-    """``REPLAYKIT_TEST_MYSQL_DSN`` after a real PyMySQL connection to it succeeded."""
-    dsn = os.environ.get(MYSQL_ENV)
+    """``REPLAYKIT_TEST_MYSQL_DSN`` (or the local default) after a real PyMySQL connection to it
+    succeeded."""
+    dsn = os.environ.get(MYSQL_ENV, MYSQL_DEFAULT)
     if not dsn:
-        pytest.skip(f"MySQL tests need {MYSQL_ENV} (e.g. mysql://root@127.0.0.1:3306/test)")
+        pytest.skip(f"MySQL tests turned off: {MYSQL_ENV} is set to the empty string")
     try:
         from storage_adapters.mysql.adapter import connect_args, open_connection
     except ImportError as err:
