@@ -164,14 +164,25 @@ class GroupedTransaction:
             stack = ExitStack()
             conn = stack.enter_context(self._storage._begin(write=True))
             self._stack, self._tx = stack, SqlTx(self._storage, conn)
+            if self._deferred is not None:  # a step deferred before the transaction goes first
+                commit, placeholder = self._deferred
+                self._deferred = None
+                done = self._apply(self._tx, commit)
+                placeholder.inbox, placeholder.released = done.inbox, done.released
         return self._tx
+
+    def _apply(self, tx: SqlTx, commit: StepCommit) -> CommitResult:
+        try:
+            return sql_commit.apply_commit(tx, commit)
+        except self._storage.db_errors as exc:
+            raise StorageError(f"database error ({self._storage.url}): {exc}") from exc
 
     def commit_step(self, commit: StepCommit) -> CommitResult:
         if self._tx is None and self._deferred is None:
             placeholder = CommitResult()
             self._deferred = (commit, placeholder)
             return placeholder
-        return sql_commit.apply_commit(self._begin(), commit)
+        return self._apply(self._begin(), commit)
 
     def _finish(self) -> None:
         """Commit: the begun transaction, or hand the deferred step to the group committer."""
@@ -185,7 +196,7 @@ class GroupedTransaction:
         if self._deferred is not None:
             commit, placeholder = self._deferred
             self._deferred = None
-            done = self._storage._grouped(lambda tx: sql_commit.apply_commit(tx, commit))
+            done = self._storage.commit(commit)  # through the group committer
             placeholder.inbox, placeholder.released = done.inbox, done.released
 
     def _abandon(self, exc: BaseException) -> None:

@@ -301,6 +301,9 @@ class LazyTransaction:
             return CommitResult(released=commit.status in TERMINAL_STATUSES)
         try:
             self._begin()
+            if self._deferred is not None:  # the step deferred earlier is applied first
+                fastpath.step(self._conn, self._deferred)
+                self._deferred = None
             self._tx = SqlTx(self._storage, self._conn)
             return sql_commit.apply_commit(self._tx, commit)
         except psycopg.Error as exc:

@@ -768,3 +768,38 @@ def test_database_errors_are_storage_errors(storage: Storage) -> None:
     with pytest.raises(StorageError) as info:
         storage.commit(commit)
     assert info.value.__cause__ is not None
+
+
+def test_a_step_committed_before_the_session_is_touched_is_kept(storage: Storage) -> None:
+    running(storage, "a")
+    with storage.transaction() as tx:
+        outcome = tx.commit_step(step(storage, "a", events=[b"{}"], status="completed"))
+        assert tx.session is not None  # the activity opens its transaction after commit_step
+    assert outcome.released
+    record = storage.get_instance("a")
+    assert record is not None and record.status == "completed" and record.history_len == 2
+
+
+def test_two_steps_in_one_transaction_are_applied_in_order(storage: Storage) -> None:
+    running(storage, "a")
+    first = step(storage, "a", events=[b'{"n":1}'])
+    second = step(storage, "a", events=[b'{"n":2}'], status="completed")
+    second.history_len = first.history_len + 1
+    with storage.transaction() as tx:
+        tx.commit_step(first)
+        tx.commit_step(second)
+    assert storage.load_history("a")[1:] == [b'{"n":1}', b'{"n":2}']
+    record = storage.get_instance("a")
+    assert record is not None and record.status == "completed"
+
+
+def test_a_database_error_of_a_step_in_an_open_session_is_a_storage_error(
+    storage: Storage,
+) -> None:
+    running(storage, "a")
+    commit = step(storage, "a", events=[b"{}"])
+    commit.history_len = 0  # position 0 is taken: the database refuses the append
+    with pytest.raises(StorageError), storage.transaction() as tx:
+        assert tx.session is not None
+        tx.commit_step(commit)
+    assert len(storage.load_history("a")) == 1
