@@ -19,8 +19,9 @@ moves inbox events into history (``StepCommit.consumed_inbox``).
 Times are POSIX seconds (floats) taken from the runtime's clock.
 
 Optional capability: an adapter may offer ``send_event_and_claim(event, *, now, owner,
-lease_seconds) -> (stored, Handoff | None)``, delivering a targeted event and leasing the
-instance it wakes to ``owner`` in the same transaction, and returning the woken instance's record,
+lease_seconds, workflows) -> (stored, Handoff | None)``, delivering a targeted event and leasing
+the instance it wakes to ``owner`` (when its workflow is one of ``workflows``) in the same
+transaction, and returning the woken instance's record,
 history and inbox read after the lease was taken; the App uses it when it has a free worker slot
 (the PostgreSQL adapter has it).
 """

@@ -354,6 +354,7 @@ class App:
                     now=self.clock.time(),
                     owner=worker.owner,
                     lease_seconds=self.lease_seconds,
+                    workflows=list(self.registry.workflows),
                 )
             except BaseException:
                 worker.unreserve(instance_id)

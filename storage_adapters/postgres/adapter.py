@@ -144,16 +144,22 @@ class PostgresStorage(SqlStorage):
         return stored, woken
 
     def send_event_and_claim(
-        self, event: StoredEvent, *, now: float, owner: str, lease_seconds: float
+        self,
+        event: StoredEvent,
+        *,
+        now: float,
+        owner: str,
+        lease_seconds: float,
+        workflows: Sequence[str],
     ) -> tuple[bool, Handoff | None]:
         """An optional capability the App uses when it has a free worker slot: deliver a
-        targeted event and, if that wakes the instance, lease it to ``owner`` in the same
-        statement, which also returns the instance's history and inbox. Returns (stored, the
-        hand-off or None)."""
+        targeted event and, if that wakes an instance of one of ``workflows`` (the ones the
+        caller runs), lease it to ``owner`` in the same statement, which also returns the
+        instance's history and inbox. Returns (stored, the hand-off or None)."""
         assert event.target is not None
         stored, _, handoff = self._run(
             lambda tx: fastpath.targeted_event(
-                tx.conn, event, now, owner=owner, expires=now + lease_seconds
+                tx.conn, event, now, owner=owner, expires=now + lease_seconds, workflows=workflows
             ),
             write=False,
         )

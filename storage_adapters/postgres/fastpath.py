@@ -9,6 +9,7 @@ COMMIT. Everything else goes through the shared algorithms in ``sql_steps``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from replaykit.core.errors import LeaseLost, WorkflowNotFound
@@ -228,7 +229,7 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
 TARGETED_EVENT_SQL = """
 SELECT * FROM rk_targeted_event(%(target)s, %(type)s, %(source)s, %(event_id)s, %(subject)s,
     %(time)s, %(data)s, %(extensions)s, %(now)s, %(before)s, %(after)s, %(owner)s::text,
-    %(expires)s::double precision)
+    %(expires)s::double precision, %(workflows)s::text[])
 """
 
 _STEP_MARK = 987_654_321
@@ -241,10 +242,12 @@ def targeted_event(
     *,
     owner: str | None = None,
     expires: float | None = None,
+    workflows: Sequence[str] = (),
 ) -> tuple[bool, list[str], Handoff | None]:
     """Store and deliver an event for one instance in one statement (see TARGETED_EVENT_SQL).
 
-    With ``owner``, an instance the event wakes from ``waiting`` is leased to ``owner`` at once
+    With ``owner``, an instance of one of ``workflows`` that the event wakes from ``waiting`` is
+    leased to ``owner`` at once
     (hand-off to a local worker: no NOTIFY, no separate claim) and returned with its history and
     inbox. Returns (stored, woken ids, hand-off or None)."""
     assert event.target is not None
@@ -260,6 +263,7 @@ def targeted_event(
         "after": after,
         "owner": owner,
         "expires": expires,
+        "workflows": list(workflows),
     }
     row = conn.execute(TARGETED_EVENT_SQL, params, prepare=True).fetchone()
     (found, stored, woken, handed, workflow, input_, run, continued_from, parent_id) = row[:9]

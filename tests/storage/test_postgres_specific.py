@@ -80,7 +80,11 @@ def test_a_woken_instance_can_be_handed_straight_to_a_local_worker(pg_storage: S
     drain(pg_storage)
     claim = pg_storage.send_event_and_claim  # type: ignore[attr-defined]
     stored, handed = claim(
-        StoredEvent(type="paid", data=1, target="a"), now=3.0, owner="w2", lease_seconds=30
+        StoredEvent(type="paid", data=1, target="a"),
+        now=3.0,
+        owner="w2",
+        lease_seconds=30,
+        workflows=["wf"],
     )
     assert stored and handed is not None
     record = handed.record
@@ -92,8 +96,32 @@ def test_a_woken_instance_can_be_handed_straight_to_a_local_worker(pg_storage: S
     assert len(handed.inbox) == 1
     # not waiting any more: the event is kept for it, nothing is claimed or woken
     stored, handed = claim(
-        StoredEvent(type="paid", data=2, target="a"), now=4.0, owner="w3", lease_seconds=30
+        StoredEvent(type="paid", data=2, target="a"),
+        now=4.0,
+        owner="w3",
+        lease_seconds=30,
+        workflows=["wf"],
     )
     assert stored and handed is None
     current = pg_storage.get_instance("a")
     assert current is not None and current.lease_owner == "w2"
+
+
+def test_an_instance_whose_workflow_the_caller_does_not_run_is_woken_not_handed_over(
+    pg_storage: Storage,
+) -> None:
+    running(pg_storage, "a")
+    wait_event(pg_storage, "a", "paid")
+    drain(pg_storage)
+    claim = pg_storage.send_event_and_claim  # type: ignore[attr-defined]
+    stored, handed = claim(
+        StoredEvent(type="paid", data=1, target="a"),
+        now=3.0,
+        owner="w2",
+        lease_seconds=30,
+        workflows=["some_other_workflow"],
+    )
+    assert stored and handed is None
+    record = pg_storage.get_instance("a")
+    assert record is not None and (record.status, record.lease_owner) == ("pending", None)
+    assert pg_storage.wait_for_wakeup(2.0) is True  # a worker that runs it is told instead

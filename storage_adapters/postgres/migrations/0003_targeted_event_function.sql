@@ -2,14 +2,14 @@
 -- A targeted event (send_event(..., instance_id=X)) in one round trip: lock X's row, then store
 -- the event (deduplicated), take X's lowest matching wait for that type, record the delivery,
 -- put EventReceived into X's inbox, drop the wait's timeout, wake X (or lease it to p_owner:
--- the hand-off to a local worker) and notify. A VOLATILE PL/pgSQL function takes a new snapshot
--- for each statement under READ COMMITTED, so the statements after the lock see every commit
+-- the hand-off to a local worker, when X's workflow is in p_workflows, the ones it runs) and
+-- notify. A VOLATILE PL/pgSQL function takes a new snapshot for each statement under READ COMMITTED, so the statements after the lock see every commit
 -- that held the row before (e.g. X registering its wait). When X is handed over, its record,
 -- history and inbox come back too, so the worker that runs it reads nothing more.
 CREATE FUNCTION rk_targeted_event(
     p_target TEXT, p_type TEXT, p_source TEXT, p_event_id TEXT, p_subject TEXT, p_time TEXT,
     p_data TEXT, p_extensions TEXT, p_now DOUBLE PRECISION, p_before TEXT, p_after TEXT,
-    p_owner TEXT, p_expires DOUBLE PRECISION,
+    p_owner TEXT, p_expires DOUBLE PRECISION, p_workflows TEXT[],
     OUT r_found BOOLEAN, OUT r_stored BOOLEAN, OUT r_woken BOOLEAN, OUT r_handed BOOLEAN,
     OUT r_workflow TEXT, OUT r_input TEXT, OUT r_run INTEGER, OUT r_continued_from TEXT,
     OUT r_parent_id TEXT, OUT r_parent_step INTEGER, OUT r_created_at DOUBLE PRECISION,
@@ -19,9 +19,14 @@ CREATE FUNCTION rk_targeted_event(
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_status TEXT;
+    v_workflow TEXT;
+    v_owner TEXT;
 BEGIN
-    SELECT status INTO v_status FROM rk_instances WHERE instance_id = p_target FOR UPDATE;
+    SELECT status, workflow INTO v_status, v_workflow
+    FROM rk_instances WHERE instance_id = p_target FOR UPDATE;
     r_found := FOUND;
+    -- hand off only to an owner that can run the instance's workflow
+    v_owner := CASE WHEN v_workflow = ANY(p_workflows) THEN p_owner END;
     r_stored := FALSE;
     r_woken := FALSE;
     r_handed := FALSE;
@@ -68,9 +73,9 @@ BEGIN
         UPDATE rk_instances AS r
         SET status = CASE
                 WHEN v_status <> 'waiting' THEN r.status
-                WHEN p_owner IS NULL THEN 'pending'
+                WHEN v_owner IS NULL THEN 'pending'
                 ELSE 'running' END,
-            lease_owner = CASE WHEN v_status = 'waiting' THEN p_owner ELSE r.lease_owner END,
+            lease_owner = CASE WHEN v_status = 'waiting' THEN v_owner ELSE r.lease_owner END,
             lease_expires_at = CASE
                 WHEN v_status = 'waiting' THEN p_expires ELSE r.lease_expires_at END,
             updated_at = p_now
@@ -78,7 +83,7 @@ BEGIN
         RETURNING r.instance_id
     )
     SELECT EXISTS (SELECT 1 FROM ev), EXISTS (SELECT 1 FROM wk) INTO r_stored, r_woken;
-    r_handed := r_woken AND v_status = 'waiting' AND p_owner IS NOT NULL;
+    r_handed := r_woken AND v_status = 'waiting' AND v_owner IS NOT NULL;
     IF r_woken AND NOT r_handed THEN
         PERFORM pg_notify('replaykit', COALESCE(current_schema(), '') || ':runnable');
     END IF;
@@ -99,4 +104,4 @@ $$;
 
 -- migrate:down
 DROP FUNCTION rk_targeted_event(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT,
-    DOUBLE PRECISION, TEXT, TEXT, TEXT, DOUBLE PRECISION);
+    DOUBLE PRECISION, TEXT, TEXT, TEXT, DOUBLE PRECISION, TEXT[]);
