@@ -216,6 +216,7 @@ def deliver(app: App, events: list[EventData], handlers: Iterable[StartOn] = ())
                 source=ev.source,
                 id=ev.id,
                 subject=ev.subject,
+                time=ev.time,
                 extensions=ev.extensions,
             )
         )

@@ -322,6 +322,7 @@ class App:
         source: str = "replaykit",
         id: str = "",
         subject: str | None = None,
+        time: str | None = None,
         extensions: dict[str, Any] | None = None,
     ) -> bool:
         """Store an event and wake the instances waiting for it.
@@ -337,6 +338,7 @@ class App:
             source=source,
             id=id,
             subject=subject,
+            time=time,
             extensions=dict(extensions or {}),
             target=instance_id,
         )

@@ -46,6 +46,12 @@ def wait_twice(ctx: Any):  # type: ignore[no-untyped-def]
 
 
 @workflow
+def event_attributes(ctx: Any):  # type: ignore[no-untyped-def]
+    event = yield WaitEvent("order.paid", timeout=30)
+    return {"subject": event.subject, "time": event.time}
+
+
+@workflow
 def welcome(ctx: Any, signup: Signup):  # type: ignore[no-untyped-def]
     return f"welcome {signup.user} ({signup.plan})"
     yield  # pragma: no cover - makes this a generator
@@ -75,7 +81,7 @@ def binary_headers(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def app(sqlite_app: MakeApp) -> App:
-    return sqlite_app(workflows=[wait_paid, wait_twice, welcome]).start()
+    return sqlite_app(workflows=[wait_paid, wait_twice, welcome, event_attributes]).start()
 
 
 @pytest.fixture
@@ -111,6 +117,24 @@ async def test_binary_event_targets_one_instance(app: App, client: httpx.AsyncCl
     assert r.status_code == 202, r.text
     assert (await b.result_async(timeout=10))["id"] == "b1"
     assert app.status(a.instance_id).status in ("waiting", "running", "pending")
+
+
+async def test_the_workflow_sees_the_cloudevents_subject_and_time(
+    app: App, client: httpx.AsyncClient
+) -> None:
+    handle = await app.start_workflow_async(event_attributes, instance_id="attrs")
+    headers = binary_headers(
+        **{
+            "ce-replaykitinstanceid": "attrs",
+            "ce-subject": "order/1",
+            "ce-time": "2026-01-01T00:00:00Z",
+        }
+    )
+    r = await client.post("/", content=b'{"order": "x"}', headers=headers)
+    assert r.status_code == 202, r.text
+    result = await handle.result_async(timeout=10)
+    assert result["subject"] == "order/1"
+    assert result["time"] is not None and result["time"].startswith("2026-01-01T00:00:00")
 
 
 async def test_batch_mode_stores_every_event(app: App, client: httpx.AsyncClient) -> None:
