@@ -220,10 +220,10 @@ class WorkflowEnvironment:
                     run, ValueRecorded(step=step, name=name, kind="SideEffect", value=value)
                 )
             case Publish() | SendTo() | Subscribe() | Unsubscribe():
-                value = self._effect(run, command)
+                self._effect(run, command)  # records no value, as the runtime does
                 _, name, _ = command.identity()
                 kind = type(command).__name__
-                self.enqueue(run, EffectApplied(step=step, name=name, kind=kind, value=value))
+                self.enqueue(run, EffectApplied(step=step, name=name, kind=kind))
             case StartChild():
                 self._start_child(run, step, command)
             case _:
@@ -267,13 +267,13 @@ class WorkflowEnvironment:
                 timeout = ReceiveTimedOut(step=step, name=wait.channel)
             self._add_timer(run, step, self.clock.now + wait.timeout, timeout)
 
-    def _effect(self, run: TestRun, command: Any) -> Any:
+    def _effect(self, run: TestRun, command: Any) -> None:
         if isinstance(command, Subscribe):
             run.subscriptions[command.channel] = command.mode
-            return None
+            return
         if isinstance(command, Unsubscribe):
             run.subscriptions.pop(command.channel, None)
-            return None
+            return
         self.message_seq += 1
         message = Message(
             channel=command.channel,
@@ -287,7 +287,7 @@ class WorkflowEnvironment:
             if target is not None:
                 target.inbox_messages.setdefault(command.channel, deque()).append(message)
                 target._deliver_waiting()
-            return message.id
+            return
         self.published.append(message)
         subscribers = [r for r in self.runs.values() if command.channel in r.subscriptions]
         if any(r.subscriptions[command.channel] == "competing" for r in subscribers):
@@ -295,7 +295,6 @@ class WorkflowEnvironment:
         for target in subscribers:
             target.inbox_messages.setdefault(command.channel, deque()).append(message)
             target._deliver_waiting()
-        return message.id
 
     def _start_child(self, run: TestRun, step: int, command: StartChild[Any]) -> None:
         wf = self.registry.workflow(command.workflow)

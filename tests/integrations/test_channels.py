@@ -216,3 +216,20 @@ def test_worker_processes_share_channels_and_survive_sigkill(
         assert results[i] == expected, f"{i} did not get every broadcast message once, in order"
     got = sorted(data for i in competing for data, _ in results[i])
     assert got == list(range(messages)), "competing messages lost or delivered twice"
+
+
+@workflow
+def publish_result(ctx: Any):  # type: ignore[no-untyped-def]
+    published = yield Publish("unheard", "x")
+    sent = yield SendTo("nobody", "inbox", "x")
+    return [published, sent]
+
+
+def test_publish_and_send_to_give_the_same_value_in_tests_and_in_the_runtime(
+    make_app: MakeApp,
+) -> None:
+    from replaykit.testing import WorkflowEnvironment
+
+    in_memory = WorkflowEnvironment().start(publish_result).run_until_idle().result()
+    app = make_app(workflows=[publish_result]).start()
+    assert app.start_workflow(publish_result).result(timeout=10) == in_memory == [None, None]
