@@ -222,7 +222,7 @@ class EventHandlers(GeneratorDriver):
             self._resolve(p, True, event.event)
 
     def _on_event_timed_out(self, event: EventTimedOut) -> None:
-        self._timed_out(event, lambda c: f"no event {c.type!r}", lambda c: c.type)
+        self._timed_out(event, lambda c: f"no event {c.type!r} arrived", lambda c: c.type)
 
     def _on_message_received(self, event: MessageReceived) -> None:
         p = self._check(event)
@@ -247,7 +247,7 @@ class EventHandlers(GeneratorDriver):
         command: WaitEvent | Receive = p.command  # type: ignore[assignment]
         err = EventTimeout(
             f"instance {self.instance_id!r} step {event.step}: {what(command)} "
-            f"arrived within {command.timeout} s",
+            f"within {command.timeout} s",
             step=event.step,
             waited_for=waited_for(command),
         )

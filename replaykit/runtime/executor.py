@@ -38,6 +38,7 @@ from ..core.commands import (
 )
 from ..core.decisions import ScheduledCommand
 from ..core.errors import InvalidInput, ReplayKitError, UnknownWorkflow
+from ..core.failures import error_info
 from ..core.history import (
     ChildCompleted,
     ChildFailed,
@@ -52,7 +53,7 @@ from ..core.history import (
     decode_event,
     encode_event,
 )
-from ..core.interpreter import Interpreter, error_info
+from ..core.interpreter import Interpreter
 from ..core.outcomes import activity_outcome, call_of
 from ..storage import (
     ChildSpec,
