@@ -171,13 +171,18 @@ def _check_lease(tx: SqlTx, c: StepCommit) -> dict[str, Any]:
         fresh=False,
     )
     if not found:
-        raise LeaseLost(
-            f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds its lease "
-            "(another worker took it over); the step was not recorded",
-            instance_id=c.instance_id,
-            owner=c.owner,
-        )
+        raise lease_lost(c)
     return found[0]
+
+
+def lease_lost(c: StepCommit) -> LeaseLost:
+    """The error for a step whose worker no longer holds the instance's lease."""
+    return LeaseLost(
+        f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds its lease "
+        "(another worker took it over); the step was not recorded",
+        instance_id=c.instance_id,
+        owner=c.owner,
+    )
 
 
 def _apply_effects(tx: SqlTx, c: StepCommit) -> None:

@@ -35,6 +35,10 @@ from .sql_steps import (
 EVENT_COLUMNS = "id, type, source, event_id, subject, time, data, extensions"
 
 
+def unknown_target(event: StoredEvent) -> WorkflowNotFound:
+    return WorkflowNotFound(f"cannot send event {event.type!r}: no instance {event.target!r}")
+
+
 def event_row(event: StoredEvent) -> dict[str, Any]:
     """The stored columns of ``event`` (data and extensions as JSON text), as a row reads."""
     return {
@@ -73,7 +77,7 @@ def record_delivery(tx: SqlTx, instance_id: str, event_pk: int) -> None:
 def send_event(tx: SqlTx, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
     tx.lock_keys([f"event:{event.type}"])
     if event.target is not None and lock_instance(tx, event.target) is None:
-        raise WorkflowNotFound(f"cannot send event {event.type!r}: no instance {event.target!r}")
+        raise unknown_target(event)
     row = event_row(event)
     stored = tx.insert_id(
         f"INSERT INTO rk_events ({EVENT_COLUMNS[4:]}, target, created_at) "
@@ -87,8 +91,8 @@ def send_event(tx: SqlTx, event: StoredEvent, *, now: float) -> tuple[bool, list
     row["id"] = stored
     woken = []
     for instance_id, waits in _event_waiters(tx, event, row["id"]).items():
-        if lock_instance(tx, instance_id) is None:
-            continue
+        if event.target is None and lock_instance(tx, instance_id) is None:
+            continue  # (a targeted event's instance is locked above)
         for step, match in waits:
             if matches(event.data, load_json(match)) and take_wait(tx, instance_id, step):
                 record_delivery(tx, instance_id, row["id"])

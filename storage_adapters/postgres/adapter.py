@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import psycopg
@@ -41,6 +41,7 @@ from ..sql_common import SqlStorage, instance_from_row
 from ..sql_steps import SqlTx
 from . import fastpath
 
+T = TypeVar("T")
 NOTIFY_CHANNEL = "replaykit"
 _RETRYABLE = (
     psycopg.OperationalError,  # a connection the server dropped: the pool hands out a new one
@@ -85,12 +86,17 @@ class PostgresStorage(SqlStorage):
         )
 
     # -- fast paths (see fastpath.py) ---------------------------------------------------------
+    def _statement(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``work(conn)`` sends ONE statement, atomic on its own, so it runs in autocommit mode
+        (no BEGIN/COMMIT round trips), with the usual retries."""
+        return self._run(lambda tx: work(tx.conn), write=False)
+
     def create_instance(
         self, record: InstanceRecord, started_event: bytes
     ) -> tuple[InstanceRecord, bool]:
         if record.status == "pending":  # needs a NOTIFY: the general path sends it
             return super().create_instance(record, started_event)
-        created = self._run(lambda tx: fastpath.create(tx.conn, record, started_event), write=False)
+        created = self._statement(lambda conn: fastpath.create(conn, record, started_event))
         if created:
             self.commits += 1
             return msgspec.structs.replace(record, history_len=1), True
@@ -101,7 +107,7 @@ class PostgresStorage(SqlStorage):
     def commit(self, commit: StepCommit) -> CommitResult:
         if not fastpath.is_simple(commit):
             return super().commit(commit)
-        result = self._run(lambda tx: fastpath.step(tx.conn, commit), write=False)
+        result = self._statement(lambda conn: fastpath.step(conn, commit))
         self.commits += 1
         return result
 
@@ -117,16 +123,15 @@ class PostgresStorage(SqlStorage):
         """One autocommit statement: UPDATE ... WHERE id IN (SELECT ... SKIP LOCKED)."""
         if workflows is not None and not workflows:
             return []
-        rows = self._run(
-            lambda tx: fastpath.claim(
-                tx.conn,
+        rows = self._statement(
+            lambda conn: fastpath.claim(
+                conn,
                 owner,
                 limit,
                 now + lease_seconds,
                 now,
                 None if workflows is None else list(workflows),
-            ),
-            write=False,
+            )
         )
         if rows:
             self.commits += 1
@@ -137,9 +142,7 @@ class PostgresStorage(SqlStorage):
         events take the shared path (advisory lock per type, every waiting instance)."""
         if event.target is None:
             return super().send_event(event, now=now)
-        stored, woken, _ = self._run(
-            lambda tx: fastpath.targeted_event(tx.conn, event, now), write=False
-        )
+        stored, woken, _ = self._statement(lambda conn: fastpath.targeted_event(conn, event, now))
         self.commits += 1
         return stored, woken
 
@@ -157,18 +160,17 @@ class PostgresStorage(SqlStorage):
         caller runs), lease it to ``owner`` in the same statement, which also returns the
         instance's history and inbox. Returns (stored, the hand-off or None)."""
         assert event.target is not None
-        stored, _, handoff = self._run(
-            lambda tx: fastpath.targeted_event(
-                tx.conn, event, now, owner=owner, expires=now + lease_seconds, workflows=workflows
-            ),
-            write=False,
+        stored, _, handoff = self._statement(
+            lambda conn: fastpath.targeted_event(
+                conn, event, now, owner=owner, expires=now + lease_seconds, workflows=workflows
+            )
         )
         self.commits += 1
         return stored, handoff
 
     def load_run(self, instance_id: str) -> tuple[list[bytes], list[InboxItem]]:
         """History and inbox in one round trip."""
-        rows = self._run(lambda tx: fastpath.load_run(tx.conn, instance_id), write=False)
+        rows = self._statement(lambda conn: fastpath.load_run(conn, instance_id))
         history = [bytes(event) for kind, _, event in rows if kind == 0]
         inbox = [
             InboxItem(id=ident, instance_id=instance_id, event=bytes(event))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from replaykit.core.errors import LeaseLost, WorkflowNotFound
 from replaykit.storage import (
     TERMINAL_STATUSES,
     CommitResult,
@@ -23,8 +22,9 @@ from replaykit.storage import (
     StoredEvent,
 )
 
+from ..sql_commit import lease_lost
 from ..sql_common import INSTANCE_COLUMNS
-from ..sql_delivery import event_received, event_row
+from ..sql_delivery import event_received, event_row, unknown_target
 from ..sql_steps import dump_json, load_json
 
 # Append history and move lease/status in one statement; the other parts only happen when the
@@ -194,12 +194,7 @@ def step(conn: Any, c: StepCommit) -> CommitResult:
         params["events"] = c.events
     sql = STEP_SQL[(terminal, bool(c.consumed_inbox), one)]
     if conn.execute(sql, params, prepare=True).fetchone() is None:
-        raise LeaseLost(
-            f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds its lease "
-            "(another worker took it over); the step was not recorded",
-            instance_id=c.instance_id,
-            owner=c.owner,
-        )
+        raise lease_lost(c)
     return CommitResult(released=terminal)
 
 
@@ -254,7 +249,8 @@ def targeted_event(
     columns = event_row(event)
     # the inbox event for the wait's step, which the statement finds: split around a marker
     template = event_received(columns, _STEP_MARK, now).decode()
-    before, after = template.split(str(_STEP_MARK), 1)
+    before, after = template.split(f'"step":{_STEP_MARK}', 1)
+    before, after = f'{before}"step":', after
     params = {
         **columns,
         "target": event.target,
@@ -269,7 +265,7 @@ def targeted_event(
     (found, stored, woken, handed, workflow, input_, run, continued_from, parent_id) = row[:9]
     parent_step, created_at, history_len, history, inbox_ids, inbox = row[9:]
     if not found:
-        raise WorkflowNotFound(f"cannot send event {event.type!r}: no instance {event.target!r}")
+        raise unknown_target(event)
     handoff = None
     if handed:
         assert owner is not None
