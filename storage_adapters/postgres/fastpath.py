@@ -174,7 +174,7 @@ def is_simple(c: StepCommit) -> bool:
 def step(conn: Any, c: StepCommit) -> CommitResult:
     """Apply a simple StepCommit with one statement (raises LeaseLost, writing nothing)."""
     terminal = c.status in TERMINAL_STATUSES
-    params = {
+    params: dict[str, Any] = {
         "now": c.now,
         "history_len": c.history_len + len(c.events),
         "status": c.status,
