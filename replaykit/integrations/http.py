@@ -189,8 +189,7 @@ def _to_event_data(event: BaseCloudEvent, where: str) -> EventData:
 
 
 def _handlers_for(app: App, extra: Iterable[StartOn], type: str) -> list[StartOn]:
-    registered: list[StartOn] = list(getattr(app, "event_handlers", ()))
-    return [h for h in (*registered, *extra) if h.type == type]
+    return [h for h in (*app.event_handlers, *extra) if h.type == type]
 
 
 def deliver(app: App, events: list[EventData], handlers: Iterable[StartOn] = ()) -> list[bool]:
@@ -201,7 +200,9 @@ def deliver(app: App, events: list[EventData], handlers: Iterable[StartOn] = ())
     """
     handlers = list(handlers)
     plans = [[h.prepare(app, ev) for h in _handlers_for(app, handlers, ev.type)] for ev in events]
-    for ev in events:
+    # A lone event's target is checked by storing it (WorkflowNotFound, nothing stored); a batch
+    # checks every target first, so that it is stored all or nothing.
+    for ev in events if len(events) > 1 else ():
         target = ev.extensions.get(TARGET_EXTENSION)
         if target is not None and app.storage.get_instance(str(target)) is None:
             raise WorkflowNotFound(f"event {ev.id!r} targets unknown instance {target!r}")

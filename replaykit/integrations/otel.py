@@ -24,6 +24,7 @@ context stored somewhere, which would have meant a schema change for tracing alo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -47,16 +48,19 @@ from opentelemetry.trace import (
 TRACER_NAME = "replaykit"
 
 
+@functools.lru_cache(maxsize=4096)
+def _digest(instance_id: str) -> bytes:
+    return hashlib.sha256(f"replaykit:{instance_id}".encode()).digest()
+
+
 def trace_id_for(instance_id: str) -> int:
     """The trace id (128-bit int) of every span of ``instance_id``."""
-    digest = hashlib.sha256(f"replaykit:{instance_id}".encode()).digest()
-    return int.from_bytes(digest[:16], "big") or 1
+    return int.from_bytes(_digest(instance_id)[:16], "big") or 1
 
 
 def root_span_id_for(instance_id: str) -> int:
     """The id of the virtual parent span of ``instance_id``'s spans (never exported)."""
-    digest = hashlib.sha256(f"replaykit:{instance_id}".encode()).digest()
-    return int.from_bytes(digest[16:24], "big") or 1
+    return int.from_bytes(_digest(instance_id)[16:24], "big") or 1
 
 
 def instance_context(instance_id: str) -> Context:

@@ -60,7 +60,6 @@ class RuntimeActivityContext:
         workflow: str,
         step: int,
         attempt: int,
-        session: Any,
         outbox: Outbox,
         heartbeat: Callable[[], None],
         compensating_result: Any = None,
@@ -69,7 +68,6 @@ class RuntimeActivityContext:
         self.workflow = workflow
         self.step = step
         self.attempt = attempt
-        self._session = session
         self._transaction: Any = None
         self.outbox = outbox
         self.compensating_result = compensating_result
@@ -78,9 +76,7 @@ class RuntimeActivityContext:
     @property
     def session(self) -> Any:
         """The activity's database transaction (opened on first use where the adapter can)."""
-        if self._session is None and self._transaction is not None:
-            self._session = self._transaction.session
-        return self._session
+        return None if self._transaction is None else self._transaction.session
 
     def bind(self, transaction: Any) -> None:
         """Attach the adapter's transaction; its ``session`` is fetched only when used."""

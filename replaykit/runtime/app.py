@@ -110,6 +110,8 @@ class App:
         self.outbox_delivery = outbox_delivery
         self.outbox_mode = outbox_mode
         self.outbox_options = outbox_options or {}
+        #: ``StartOn`` rules registered with :meth:`on_event` (read by the CloudEvents intake)
+        self.event_handlers: list[Any] = []
         self.owner = owner or f"{uuid.uuid4().hex[:8]}"
         self._storage_options = storage_options or {}
         self._storage: Storage | None = database if not isinstance(database, str) else None
@@ -453,12 +455,6 @@ class App:
         metadata: dict[str, str] | None = None,
     ) -> None:
         await asyncio.to_thread(self.send_message, instance_id, channel, data, metadata)
-
-    @property
-    def event_handlers(self) -> list[Any]:
-        """``StartOn`` rules registered with :meth:`on_event` (used by the CloudEvents intake)."""
-        handlers: list[Any] = self.__dict__.setdefault("_event_handlers", [])
-        return handlers
 
     def on_event(
         self,

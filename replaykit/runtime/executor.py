@@ -326,7 +326,6 @@ class InstanceExecutor:
             workflow=self.workflow.name,
             step=sc.step,
             attempt=sc.attempt,
-            session=None,
             outbox=Outbox(f"replaykit/{self.workflow.name}/{self.instance_id}"),
             heartbeat=lambda: self.worker.heartbeat_now(self.instance_id),
             compensating_result=command.original_result
@@ -363,7 +362,7 @@ class InstanceExecutor:
                 self._record_success(sc, call, result, started, is_comp)
                 return self._after_commit(self._commit_now(outbox=ctx.outbox.items))
         assert failure is not None
-        self._record_failure(sc, call, failure, is_comp)
+        self._record_failure(sc, call, failure)
         return False
 
     def _call(self, definition: Any, ctx: RuntimeActivityContext, call: ActivityCall[Any]) -> Any:
@@ -384,7 +383,7 @@ class InstanceExecutor:
             )
 
     def _record_failure(
-        self, sc: ScheduledCommand, call: ActivityCall[Any], exc: BaseException, comp: bool
+        self, sc: ScheduledCommand, call: ActivityCall[Any], exc: BaseException
     ) -> None:
         self.worker.hooks.emit(
             "activity_failed", self.instance_id, sc.step, call.name, sc.attempt, exc

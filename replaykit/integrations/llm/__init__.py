@@ -17,6 +17,7 @@ for a reusable definition (model, system prompt, parameters).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -127,7 +128,9 @@ def _messages(items: str | Sequence[MessageLike]) -> list[ChatMessage]:
     return [m if isinstance(m, ChatMessage) else msgspec.convert(m, ChatMessage) for m in items]
 
 
+@functools.cache
 def _tool_args_type(act: Activity[Any, Any]) -> type[msgspec.Struct]:
+    """The arguments of ``act`` as a Struct (built once per activity: every tool call uses it)."""
     hints = get_type_hints(act.fn)
     params = list(inspect.signature(act.fn).parameters.values())[1 if act.takes_ctx else 0 :]
     fields: list[Any] = [
