@@ -171,11 +171,6 @@ def update_where(
     return found if fresh else locked
 
 
-def event_floor(tx: SqlTx) -> int:
-    row = tx.one("SELECT COALESCE(MAX(id), 0) AS n FROM rk_events")
-    return int(row["n"]) if row else 0
-
-
 def lock_instance(tx: SqlTx, instance_id: str) -> dict[str, Any] | None:
     return tx.one(
         "SELECT status, event_floor FROM rk_instances WHERE instance_id = ?{FOR_UPDATE}",
@@ -242,7 +237,8 @@ def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> 
         "INSERT INTO rk_instances (instance_id, workflow, status, input, output, error, run, "
         "continued_from, parent_id, parent_step, lease_owner, lease_expires_at, created_at, "
         "updated_at, history_len, event_floor) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)"
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, "
+        "(SELECT COALESCE(MAX(id), 0) FROM rk_events))"  # the event floor, in the same statement
         + tx.ignore_duplicate("(instance_id)", "instance_id"),
         record.instance_id,
         record.workflow,
@@ -258,7 +254,6 @@ def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> 
         record.lease_expires_at,
         record.created_at,
         record.updated_at,
-        event_floor(tx),
     )
     if not inserted:
         return False
