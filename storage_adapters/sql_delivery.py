@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from replaykit.core.errors import WorkflowNotFound
+from replaykit.core.event_match import data_matches
 from replaykit.core.history import (
     EventData,
     EventReceived,
@@ -27,7 +28,6 @@ from .sql_steps import (
     dump_json,
     load_json,
     lock_instance,
-    matches,
     take_wait,
 )
 
@@ -94,7 +94,7 @@ def send_event(tx: SqlTx, event: StoredEvent, *, now: float) -> tuple[bool, list
         if event.target is None and lock_instance(tx, instance_id) is None:
             continue  # (a targeted event's instance is locked above)
         for step, match in waits:
-            if matches(event.data, load_json(match)) and take_wait(tx, instance_id, step):
+            if data_matches(event.data, load_json(match)) and take_wait(tx, instance_id, step):
                 record_delivery(tx, instance_id, row["id"])
                 deliver_to_inbox(tx, instance_id, event_received(row, step, now), now)
                 woken.append(instance_id)
@@ -143,7 +143,7 @@ def take_available_event(
         instance_id,
     )
     for row in rows:
-        if matches(load_json(row["data"]), wait.match):
+        if data_matches(load_json(row["data"]), wait.match):
             record_delivery(tx, instance_id, row["id"])
             return event_received(row, wait.step, now)
     return None

@@ -261,10 +261,3 @@ def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> 
     if record.status == "pending":
         tx.notify("runnable")
     return True
-
-
-def matches(data: Any, match: dict[str, Any] | None) -> bool:
-    """An event's data fits a wait's ``match`` when it holds every key with an equal value."""
-    if not match:
-        return True
-    return isinstance(data, dict) and all(k in data and data[k] == v for k, v in match.items())

@@ -16,6 +16,7 @@ from ..core.commands import Receive, WaitEvent
 from ..core.decisions import Decision
 from ..core.definitions import Workflow
 from ..core.errors import ReplayKitError, WorkflowFailed
+from ..core.event_match import data_matches
 from ..core.history import (
     CancelRequested,
     Event,
@@ -197,7 +198,7 @@ class TestRun:
 def _matches(data: Any, match: dict[str, Any] | None) -> bool:
     if not match:
         return True
-    return isinstance(data, dict) and all(data.get(k) == v for k, v in match.items())
+    return data_matches(data, match)
 
 
 def event_for(step: int, wait: WaitEvent | Receive, got: EventData | Message) -> Event:

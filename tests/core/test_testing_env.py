@@ -237,6 +237,28 @@ def test_an_event_that_does_not_match_is_not_delivered() -> None:
         run.result()
 
 
+@pytest.mark.parametrize(
+    ("data", "match", "fits"),
+    [
+        ({}, {"k": None}, False),  # the key must be present, also for null (as in every database)
+        ({"k": None}, {"k": None}, True),
+        ({"k": 1}, {"k": True}, False),  # booleans are not numbers
+        ({"k": 1.0}, {"k": 1}, True),
+    ],
+)
+def test_match_follows_the_json_rule_of_the_databases(
+    data: dict[str, Any], match: dict[str, Any], fits: bool
+) -> None:
+    @workflow(name="te_match_rule")
+    def waits(ctx: Any) -> Generator[Command, Any, Any]:
+        ev = yield WaitEvent("paid", match=match)
+        return ev.data
+
+    run = WorkflowEnvironment().start(waits)
+    run.send_event("paid", data)
+    assert run.finished is fits
+
+
 def test_send_message_is_received_with_its_metadata() -> None:
     @workflow(name="te_receives")
     def receives(ctx: Any) -> Generator[Command, Any, Any]:

@@ -390,6 +390,36 @@ def test_match_filters_events(storage: Storage) -> None:
     assert isinstance(event, EventReceived) and event.event.data == {"order": 1}
 
 
+# (data, match, fits?): the rule of replaykit.core.event_match, on every delivery path
+MATCH_CASES = [
+    ({"k": None}, {"k": None}, True),
+    ({}, {"k": None}, False),
+    ({"k": 0}, {"k": None}, False),
+    ({"k": 1.0}, {"k": 1}, True),
+    ({"k": True}, {"k": 1}, False),
+    ({"k": 1}, {"k": True}, False),
+    ({"k": 0}, {"k": False}, False),
+    ({"k": [1, {"a": True}]}, {"k": [1.0, {"a": True}]}, True),
+    ({"k": [1, {"a": 1}]}, {"k": [1, {"a": True}]}, False),
+]
+
+
+@pytest.mark.parametrize("path", ["targeted", "broadcast", "early"])
+def test_match_compares_json_values(storage: Storage, path: str) -> None:
+    for n, (data, match, fits) in enumerate(MATCH_CASES):
+        name = f"m{n}"
+        running(storage, name)
+        if path == "early":
+            storage.send_event(StoredEvent(type="paid", data=data, target=name), now=2.0)
+            wait_event(storage, name, "paid", match=match)
+        else:
+            wait_event(storage, name, "paid", match=match)
+            target = name if path == "targeted" else None
+            storage.send_event(StoredEvent(type="paid", data=data, target=target), now=2.0)
+        got = [e.event.data for e in inbox_events(storage, name)]  # type: ignore[union-attr]
+        assert got == ([data] if fits else []), (path, data, match)
+
+
 def test_wait_takes_the_oldest_matching_event(storage: Storage) -> None:
     running(storage, "a")
     for n in (1, 2, 3):
