@@ -1,9 +1,13 @@
-"""Wall-clock time for the runtime (the pure core never reads a clock)."""
+"""What varies between runs, for the runtime: wall-clock time, and the values of ``Uuid``,
+``Random`` and ``SideEffect`` (the pure core reads no clock and draws no random numbers)."""
 
 from __future__ import annotations
 
+import random
 import time
-from typing import Protocol
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -16,3 +20,19 @@ class SystemClock:
 
     def time(self) -> float:
         return time.time()
+
+
+class SystemValues:
+    """The values of ``Uuid``, ``Random`` and ``SideEffect`` in production (see core.effects)."""
+
+    def uuid(self) -> str:
+        return str(uuid.uuid4())
+
+    def random(self) -> float:
+        return random.random()
+
+    def side_effect(self, fn: Callable[[], Any]) -> Any:
+        return fn()
+
+
+SYSTEM_VALUES = SystemValues()

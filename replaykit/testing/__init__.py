@@ -10,9 +10,11 @@
 ``replay_check(workflow, history)`` replays a stored history against the current code and reports
 non-determinism before a deploy.
 
-The pieces, one module each: :mod:`.clock` (the virtual clock), :mod:`.activity` (what activities
-see), :mod:`.run` (one instance: :class:`TestRun`), :mod:`.environment` (the in-memory runtime:
-:class:`WorkflowEnvironment`) and :mod:`.replay` (:func:`replay_check`).
+The pieces, one module each, each using only those before it: :mod:`.clock` (the virtual clock),
+:mod:`.activity` (what activities see), :mod:`.store` (the database's delivery rules in memory),
+:mod:`.run` (one instance: :class:`TestRun`), :mod:`.executor` (runs instances the way a
+production worker does, applying the effects that ``replaykit.core.effects`` plans),
+:mod:`.environment` (:class:`WorkflowEnvironment`) and :mod:`.replay` (:func:`replay_check`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from .clock import VirtualClock
 from .environment import WorkflowEnvironment
 from .replay import ReplayCheck, replay_check
 from .run import TestRun, WorkflowStuck
-from .run import event_for as event_for
 
 __all__ = [
     "OutboxRecorder",

@@ -2,28 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .run import TestRun
-
-
-class TestActivityContext:
-    """The ``ctx`` an activity gets in tests: no session; outbox events are collected in a list."""
-
-    __test__ = False
-
-    def __init__(self, run: TestRun, step: int, attempt: int, compensating: Any = None) -> None:
-        self.instance_id = run.instance_id
-        self.step = step
-        self.attempt = attempt
-        self.compensating_result = compensating
-        self.session: Any = None
-        self.outbox = run.env.outbox
-        self.heartbeats = 0
-
-    def heartbeat(self) -> None:
-        self.heartbeats += 1
+from typing import Any
 
 
 class OutboxRecorder:
@@ -34,6 +13,31 @@ class OutboxRecorder:
 
     def send(self, event: Any, **_: Any) -> None:
         self.sent.append(event)
+
+
+class TestActivityContext:
+    """The ``ctx`` an activity gets in tests: no session; outbox events are collected in a list."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        instance_id: str,
+        step: int,
+        attempt: int,
+        outbox: OutboxRecorder,
+        compensating: Any = None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.step = step
+        self.attempt = attempt
+        self.compensating_result = compensating
+        self.session: Any = None
+        self.outbox = outbox
+        self.heartbeats = 0
+
+    def heartbeat(self) -> None:
+        self.heartbeats += 1
 
 
 __all__ = ["OutboxRecorder", "TestActivityContext"]

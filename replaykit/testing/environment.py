@@ -1,66 +1,32 @@
-"""An in-memory runtime with a virtual clock: it executes the commands of its runs at once
-(activities, fakes, effects, children) and fires their timers when virtual time reaches them.
+"""An in-memory runtime with a virtual clock: it runs its instances at once, the way a production
+worker runs them (:mod:`.executor`), against an in-memory store with the database's delivery rules
+(:mod:`.store`), and fires their timers when virtual time reaches them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import random as _random
-import uuid as _uuid
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from ..core.codec import to_builtins
-from ..core.commands import (
-    ActivityCall,
-    Compensate,
-    Now,
-    Publish,
-    Random,
-    Receive,
-    RetryTimer,
-    SendTo,
-    SideEffect,
-    Sleep,
-    SleepUntil,
-    StartChild,
-    Subscribe,
-    Unsubscribe,
-    Uuid,
-    WaitEvent,
-)
-from ..core.decisions import ScheduledCommand
 from ..core.definitions import Registry, Workflow, default_registry
-from ..core.errors import InvalidInput
-from ..core.history import (
-    ChildCompleted,
-    ChildFailed,
-    EffectApplied,
-    Event,
-    EventTimedOut,
-    Message,
-    ReceiveTimedOut,
-    RetryTimerFired,
-    TimerFired,
-    ValueRecorded,
-    WorkflowStarted,
-)
+from ..core.effects import Send
+from ..core.errors import WorkflowNotFound
+from ..core.history import Event, EventData, Message, WorkflowStarted
 from ..core.interpreter import Interpreter
-from ..core.outcomes import activity_outcome, call_of
-from .activity import OutboxRecorder, TestActivityContext
+from .activity import OutboxRecorder
 from .clock import DEFAULT_START, VirtualClock
-from .run import TestRun, event_for
+from .executor import MemoryExecutor, SeededValues
+from .run import TestRun
+from .store import MemoryStore
 
 
-class WorkflowEnvironment:
+class WorkflowEnvironment(MemoryExecutor):
     """An in-memory runtime with a virtual clock for tests.
 
     ``activities`` maps activity names to fakes (called like the real one, with ``ctx`` first);
-    activities without a fake run for real.
+    activities without a fake run for real. The client calls mirror ``App``'s: :meth:`start`,
+    :meth:`send_event`, :meth:`publish`, :meth:`send_message`, :meth:`cancel`.
     """
 
     def __init__(
@@ -74,44 +40,35 @@ class WorkflowEnvironment:
         self.registry = registry or default_registry
         self.fakes = dict(activities or {})
         self.clock = VirtualClock(start_time)
-        self.random = _random.Random(seed)
+        self.values = SeededValues(seed)
+        self.random = self.values.generator
         self.runs: dict[str, TestRun] = {}
         self.outbox = OutboxRecorder()
-        self.published: list[Message] = []
-        self.message_seq = 0
-        self._queue: deque[tuple[TestRun, Event]] = deque()
-        self._timers: list[tuple[float, int, str, int, Event]] = []
-        self._timer_seq = 0
-        self._draining = False
+        self.store = MemoryStore()
+        self._running = False
+
+    @property
+    def published(self) -> list[Message]:
+        """Every message published on a channel (not those sent to one instance), in order."""
+        return [m.message for m in self.store.messages if m.target is None]
 
     # -- starting -------------------------------------------------------------------------------
 
     def start(
-        self,
-        wf: Workflow[Any, Any],
-        input: Any = None,
-        *,
-        instance_id: str | None = None,
-        _parent: tuple[TestRun, int] | None = None,
-        _run: int = 1,
-        _continued_from: str | None = None,
+        self, wf: Workflow[Any, Any], input: Any = None, *, instance_id: str | None = None
     ) -> TestRun:
-        """Start ``wf`` with ``input`` and run it until it waits or ends."""
+        """Start ``wf`` with ``input`` and run it until it waits or ends (the same
+        ``instance_id`` twice gives the same run)."""
         raw = wf.encode_input(input) if wf.takes_input else None
         instance_id = instance_id or f"{wf.name}-{len(self.runs) + 1}"
-        if instance_id in self.runs and _run == 1:
+        if instance_id in self.runs:
             return self.runs[instance_id]
-        run = TestRun(self, wf, instance_id, _parent)
+        run = TestRun(self, wf, instance_id)
         self.runs[instance_id] = run
         started = WorkflowStarted(
-            workflow=wf.name,
-            instance_id=instance_id,
-            input=raw,
-            run=_run,
-            continued_from=_continued_from,
-            parent_id=_parent[0].instance_id if _parent else None,
+            workflow=wf.name, instance_id=instance_id, input=raw, at=self.clock.now
         )
-        self.enqueue(run, started)
+        self.store.create(instance_id, started)
         self.run_until_idle()
         return run
 
@@ -123,39 +80,35 @@ class WorkflowEnvironment:
         """Rebuild an instance from recorded ``history`` (as after a crash) and continue it."""
         first = history[0]
         assert isinstance(first, WorkflowStarted)
-        run = TestRun(self, wf, first.instance_id, None)
+        run = TestRun(self, wf, first.instance_id, parent_id=first.parent_id)
+        run.run_number = first.run
         self.runs[first.instance_id] = run
+        self.store.create(first.instance_id, None)
         run.history = list(history)
         issued = _issue_times(wf, history, self.registry)
-        decision = run.interpreter.feed(history, replaying=True)
+        run.decision = run.interpreter.feed(history, replaying=True)
         self.clock.now = max(self.clock.now, history[-1].at)
-        run._apply(msgspec.structs.replace(decision, commands=()))
         for scheduled in run.interpreter.outstanding():
-            # Durable timers keep their original deadlines: re-issue each command at the time
-            # it was first issued (timers then fire when due, as after a real crash).
-            now, self.clock.now = self.clock.now, issued.get(scheduled.step, self.clock.now)
-            try:
-                self.execute(run, scheduled)
-            finally:
-                self.clock.now = now
+            # Durable timers keep their original deadlines: plan each command at the time it
+            # was first issued (timers then fire when due, as after a real crash).
+            for effect in run.planner.plan(scheduled, issued.get(scheduled.step, self.clock.now)):
+                self._do(run, effect)
+        self._drive(run)
         self.run_until_idle()
         return run
 
     # -- the loop ---------------------------------------------------------------------------------
 
-    def enqueue(self, run: TestRun, event: Event) -> None:
-        self._queue.append((run, event))
-
     def run_until_idle(self) -> None:
-        if self._draining:
+        """Run every runnable instance until all of them wait or have ended."""
+        if self._running:
             return
-        self._draining = True
+        self._running = True
         try:
-            while self._queue:
-                run, event = self._queue.popleft()
-                run.feed(event)
+            while (instance_id := self.store.next_runnable()) is not None:
+                self._drive(self.runs[instance_id])
         finally:
-            self._draining = False
+            self._running = False
 
     def advance(self, seconds: float) -> None:
         """Move virtual time forward by ``seconds``, firing every timer due on the way."""
@@ -166,160 +119,76 @@ class WorkflowEnvironment:
         self.clock.now = max(self.clock.now, target)
 
     def fire_next_timer(self, *, limit: float) -> bool:
-        while self._timers:
-            at, _, instance_id, step, event = self._timers[0]
-            if at > limit:
-                return False
-            heapq.heappop(self._timers)
-            run = self.runs[instance_id]
-            timeout = isinstance(event, EventTimedOut | ReceiveTimedOut)
-            if timeout and run.waits.pop(step, None) is None:
-                continue
-            self.clock.now = max(self.clock.now, at)
-            self.enqueue(run, event)
-            self.run_until_idle()
-            return True
+        """Jump to the next moment a timer is due (not past ``limit``), fire every timer due
+        then, and run; False when no timer is due by ``limit``."""
+        self.run_until_idle()
+        while (at := self.store.next_timer_at()) is not None and at <= limit:
+            if self.store.fire_due_timers(max(self.clock.now, at)):
+                self.clock.now = max(self.clock.now, at)
+                self.run_until_idle()
+                return True
         return False
 
-    def _add_timer(self, run: TestRun, step: int, at: float, event: Event) -> None:
-        self._timer_seq += 1
-        heapq.heappush(self._timers, (at, self._timer_seq, run.instance_id, step, event))
+    # -- client calls (as App's) ------------------------------------------------------------------
 
-    def cancel_timers(self, run: TestRun, step: int) -> None:
-        self._timers = [t for t in self._timers if not (t[2] == run.instance_id and t[3] == step)]
-        heapq.heapify(self._timers)
-
-    # -- executing commands -----------------------------------------------------------------------
-
-    def execute(self, run: TestRun, scheduled: ScheduledCommand) -> None:
-        command, step = scheduled.command, scheduled.step
-        now = self.clock.now
-        match command:
-            case ActivityCall() | Compensate():
-                self.enqueue(run, self._run_activity(run, scheduled))
-            case RetryTimer(seconds=seconds, attempt=attempt, name=name):
-                event = RetryTimerFired(step=step, name=name, attempt=attempt)
-                self._add_timer(run, step, now + seconds, event)
-            case Sleep(seconds=seconds):
-                self._add_timer(run, step, now + seconds, TimerFired(step=step))
-            case SleepUntil():
-                self._add_timer(run, step, command.at, TimerFired(step=step))
-            case WaitEvent() | Receive():
-                self._wait(run, step, command)
-            case Now():
-                self.enqueue(run, ValueRecorded(step=step, kind="Now", value=now))
-            case Uuid():
-                text = str(_uuid.UUID(int=self.random.getrandbits(128), version=4))
-                self.enqueue(run, ValueRecorded(step=step, kind="Uuid", value=text))
-            case Random():
-                number = self.random.random()
-                self.enqueue(run, ValueRecorded(step=step, kind="Random", value=number))
-            case SideEffect(fn=fn, name=name):
-                value = to_builtins(fn(), what=f"result of side effect {name!r}")
-                self.enqueue(
-                    run, ValueRecorded(step=step, name=name, kind="SideEffect", value=value)
-                )
-            case Publish() | SendTo() | Subscribe() | Unsubscribe():
-                self._effect(run, command)  # records no value, as the runtime does
-                _, name, _ = command.identity()
-                kind = type(command).__name__
-                self.enqueue(run, EffectApplied(step=step, name=name, kind=kind))
-            case StartChild():
-                self._start_child(run, step, command)
-            case _:
-                raise TypeError(f"testing environment cannot execute {command!r}")
-
-    def _call(self, run: TestRun, call: ActivityCall[Any], ctx: TestActivityContext) -> Any:
-        fake = self.fakes.get(call.name)
-        definition = call.definition or self.registry.activities.get(call.name)
-        fn = fake or (definition.fn if definition else None)
-        if fn is None:
-            raise InvalidInput(f"activity {call.name!r} is not registered and has no fake")
-        takes_ctx = True if fake is not None else bool(definition and definition.takes_ctx)
-        run.activity_calls.append((call.name, call.args, call.kwargs))
-        args = (ctx, *call.args) if takes_ctx else call.args
-        result = fn(*args, **call.kwargs)
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)  # a fresh loop, closed again (no unclosed-loop warning)
-        return to_builtins(result, what=f"result of activity {call.name!r}")
-
-    def _run_activity(self, run: TestRun, scheduled: ScheduledCommand) -> Event:
-        command = scheduled.command
-        original = command.original_result if isinstance(command, Compensate) else None
-        ctx = TestActivityContext(run, scheduled.step, scheduled.attempt, compensating=original)
-        try:
-            result = self._call(run, call_of(scheduled), ctx)
-        except Exception as exc:
-            return activity_outcome(scheduled, error=exc)
-        return activity_outcome(scheduled, result=result)
-
-    def _wait(self, run: TestRun, step: int, wait: WaitEvent | Receive) -> None:
-        got = run._take_for(wait)
-        if got is not None:
-            self.enqueue(run, event_for(step, wait, got))
-            return
-        run.waits[step] = wait
-        if wait.timeout is not None:
-            timeout: Event
-            if isinstance(wait, WaitEvent):
-                timeout = EventTimedOut(step=step, name=wait.type)
-            else:
-                timeout = ReceiveTimedOut(step=step, name=wait.channel)
-            self._add_timer(run, step, self.clock.now + wait.timeout, timeout)
-
-    def _effect(self, run: TestRun, command: Any) -> None:
-        if isinstance(command, Subscribe):
-            run.subscriptions[command.channel] = command.mode
-            return
-        if isinstance(command, Unsubscribe):
-            run.subscriptions.pop(command.channel, None)
-            return
-        self.message_seq += 1
-        message = Message(
-            channel=command.channel,
-            data=to_builtins(command.data),
-            metadata=dict(command.metadata),
-            id=self.message_seq,
-            sender=run.instance_id,
+    def send_event(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        instance_id: str | None = None,
+        source: str = "replaykit",
+        id: str = "",
+        subject: str | None = None,
+        time: str | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> bool:
+        """Send an event: to ``instance_id`` (kept until it waits for it), or to every instance
+        that waits for ``type`` now or later (among those that exist now). False: a duplicate
+        ``(source, id)``."""
+        event = EventData(
+            type=type,
+            data=to_builtins(data, what="event data"),
+            id=id,
+            source=source,
+            subject=subject,
+            time=time,
+            extensions=dict(extensions or {}),
         )
-        if isinstance(command, SendTo):
-            target = self.runs.get(command.instance_id)
-            if target is not None:
-                target.inbox_messages.setdefault(command.channel, deque()).append(message)
-                target._deliver_waiting()
-            return
-        self.published.append(message)
-        subscribers = [r for r in self.runs.values() if command.channel in r.subscriptions]
-        if any(r.subscriptions[command.channel] == "competing" for r in subscribers):
-            subscribers = subscribers[message.id % len(subscribers) :][:1]
-        for target in subscribers:
-            target.inbox_messages.setdefault(command.channel, deque()).append(message)
-            target._deliver_waiting()
+        stored = self.store.send_event(event, instance_id, self.clock.now)
+        self.run_until_idle()
+        return stored
 
-    def _start_child(self, run: TestRun, step: int, command: StartChild[Any]) -> None:
-        wf = self.registry.workflow(command.workflow)
-        child_id = command.instance_id or f"{run.instance_id}/{step}"
-        parent = (run, step) if command.wait else None
-        self.start(wf, command.input, instance_id=child_id, _parent=parent)
-        if not command.wait:
-            event = EffectApplied(
-                step=step, name=command.workflow, kind="StartChild", value=child_id
-            )
-            self.enqueue(run, event)
+    def publish(
+        self, channel: str, data: Any = None, metadata: dict[str, str] | None = None
+    ) -> None:
+        """Publish a message on ``channel`` from outside any workflow."""
+        self._send(channel, data, metadata, None)
 
-    def child_finished(self, child: TestRun) -> None:
-        assert child.parent is not None
-        parent, step = child.parent
-        d = child.decision
-        name = child.workflow.name
-        if d.status == "completed":
-            event: Event = ChildCompleted(
-                step=step, name=name, child_id=child.instance_id, result=d.result
-            )
-        else:
-            assert d.error is not None
-            event = ChildFailed(step=step, name=name, child_id=child.instance_id, error=d.error)
-        self.enqueue(parent, event)
+    def send_message(
+        self,
+        instance_id: str,
+        channel: str,
+        data: Any = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Send a message on ``channel`` directly to one instance."""
+        if instance_id not in self.runs:
+            raise WorkflowNotFound(f"cannot send a message: no instance {instance_id!r}")
+        self._send(channel, data, metadata, instance_id)
+
+    def _send(
+        self, channel: str, data: Any, metadata: dict[str, str] | None, target: str | None
+    ) -> None:
+        data = to_builtins(data, what="message data")
+        send = Send(channel=channel, data=data, metadata=dict(metadata or {}), target=target)
+        self.store.publish(send, sender=None, now=self.clock.now)
+        self.run_until_idle()
+
+    def cancel(self, instance_id: str, reason: str = "") -> None:
+        """Ask an instance to cancel: ``WorkflowCancelled`` at its current yield."""
+        self.store.cancel(instance_id, reason, self.clock.now)
+        self.run_until_idle()
 
 
 def _issue_times(

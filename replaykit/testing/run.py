@@ -1,35 +1,65 @@
-"""One workflow instance in the in-memory test environment: its history, interpreter and inbox.
-
-A :class:`TestRun` feeds each event to its interpreter and hands the decision's commands to its
-:class:`~replaykit.testing.environment.WorkflowEnvironment`, which executes them.
+"""One workflow instance in the in-memory test environment: its history, interpreter and the step
+being written, plus the calls a test makes on it (send an event, cancel, run to the end).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import msgspec
-
-from ..core.codec import to_builtins
-from ..core.commands import Receive, WaitEvent
-from ..core.decisions import Decision
-from ..core.definitions import Workflow
+from ..core.decisions import Decision, ScheduledCommand
+from ..core.definitions import Registry, Workflow
+from ..core.effects import Finish, Planner, Values
 from ..core.errors import ReplayKitError, WorkflowFailed
-from ..core.event_match import data_matches
-from ..core.history import (
-    CancelRequested,
-    Event,
-    EventData,
-    EventReceived,
-    Message,
-    MessageReceived,
-    WorkflowStarted,
-)
+from ..core.history import Event
 from ..core.interpreter import Interpreter
+from .clock import VirtualClock
+from .store import MemoryStep, MemoryStore, Wait
 
-if TYPE_CHECKING:
-    from .environment import WorkflowEnvironment
+
+class Environment(Protocol):
+    """What a :class:`TestRun` uses of its :class:`~replaykit.testing.WorkflowEnvironment`."""
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def values(self) -> Values: ...
+
+    @property
+    def clock(self) -> VirtualClock: ...
+
+    @property
+    def store(self) -> MemoryStore: ...
+
+    def run_until_idle(self) -> None: ...
+
+    def advance(self, seconds: float) -> None: ...
+
+    def fire_next_timer(self, *, limit: float) -> bool: ...
+
+    def send_event(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        instance_id: str | None = None,
+        source: str = "replaykit",
+        id: str = "",
+        subject: str | None = None,
+        time: str | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> bool: ...
+
+    def send_message(
+        self,
+        instance_id: str,
+        channel: str,
+        data: Any = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None: ...
+
+    def cancel(self, instance_id: str, reason: str = "") -> None: ...
 
 
 class WorkflowStuck(ReplayKitError):
@@ -37,26 +67,35 @@ class WorkflowStuck(ReplayKitError):
 
 
 class TestRun:
-    """One workflow instance inside a :class:`WorkflowEnvironment`."""
+    """One workflow instance inside a :class:`~replaykit.testing.WorkflowEnvironment`."""
 
     __test__ = False
 
     def __init__(
-        self, env: WorkflowEnvironment, wf: Workflow[Any, Any], instance_id: str, parent: Any
+        self,
+        env: Environment,
+        wf: Workflow[Any, Any],
+        instance_id: str,
+        *,
+        parent_id: str | None = None,
+        parent_step: int | None = None,
     ) -> None:
         self.env = env
         self.workflow = wf
         self.instance_id = instance_id
-        self.parent: tuple[TestRun, int] | None = parent
+        self.parent_id = parent_id
+        self.parent_step = parent_step
+        self.run_number = 1
         self.history: list[Event] = []
         self.archived: list[list[Event]] = []  # histories of earlier runs (ended with Recur)
         self.interpreter = Interpreter(wf, instance_id=instance_id, registry=env.registry)
+        self.planner = Planner(wf.name, instance_id, env.registry, env.values)
         self.decision = Decision()
-        self.waits: dict[int, WaitEvent | Receive] = {}
-        self.inbox_events: list[EventData] = []
-        self.inbox_messages: dict[str, deque[Message]] = {}
-        self.subscriptions: dict[str, str] = {}
         self.activity_calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        # the step being written (see testing.executor)
+        self.todo: deque[ScheduledCommand] = deque()
+        self.activities: deque[ScheduledCommand] = deque()
+        self.step = MemoryStep()
 
     # -- status -----------------------------------------------------------------------------
 
@@ -67,6 +106,16 @@ class TestRun:
     @property
     def finished(self) -> bool:
         return self.decision.finished
+
+    @property
+    def waits(self) -> dict[int, Wait]:
+        """The waits stored for this instance, by step."""
+        return self.env.store.waits(self.instance_id)
+
+    @property
+    def subscriptions(self) -> dict[str, str]:
+        """The channels this instance subscribes to, with their mode."""
+        return self.env.store.subscriptions(self.instance_id)
 
     def run_until_idle(self) -> TestRun:
         """Execute everything that can run now; timers fire only when due."""
@@ -110,103 +159,44 @@ class TestRun:
     # -- input from outside -----------------------------------------------------------------
 
     def send_event(self, type: str, data: Any = None, **attrs: Any) -> TestRun:
-        """Deliver an event to this instance (kept until a matching WaitEvent takes it)."""
-        event = EventData(type=type, data=to_builtins(data), id=str(len(self.history)), **attrs)
-        self.inbox_events.append(event)
-        self._deliver_waiting()
-        self.env.run_until_idle()
+        """Send an event to this instance (kept until a fitting WaitEvent takes it)."""
+        self.env.send_event(type, data, instance_id=self.instance_id, **attrs)
         return self
 
     def send_message(
         self, channel: str, data: Any = None, metadata: dict[str, str] | None = None
     ) -> TestRun:
-        """Deliver a channel message straight to this instance."""
-        self.env.message_seq += 1
-        message = Message(
-            channel=channel,
-            data=to_builtins(data),
-            metadata=metadata or {},
-            id=self.env.message_seq,
-        )
-        self.inbox_messages.setdefault(channel, deque()).append(message)
-        self._deliver_waiting()
-        self.env.run_until_idle()
+        """Send a channel message straight to this instance (``app.send_message``)."""
+        self.env.send_message(self.instance_id, channel, data, metadata)
         return self
 
     def cancel(self, reason: str = "") -> TestRun:
         """Ask the instance to cancel; compensations run."""
-        self.env.enqueue(self, CancelRequested(reason=reason))
-        self.env.run_until_idle()
+        self.env.cancel(self.instance_id, reason)
         return self
 
-    # -- internals ----------------------------------------------------------------------------
+    # -- the end of a run ---------------------------------------------------------------------
 
-    def feed(self, event: Event) -> None:
-        event = msgspec.structs.replace(event, at=self.env.clock.now)
-        self.history.append(event)
-        decision = self.interpreter.feed([event])
-        self._apply(decision)
+    def finish(self, now: float) -> Finish:
+        """What the end of the current run means (see core.effects.Planner.finish)."""
+        return self.planner.finish(
+            self.interpreter,
+            now,
+            run=self.run_number,
+            parent_id=self.parent_id,
+            parent_step=self.parent_step,
+        )
 
-    def _apply(self, decision: Decision) -> None:
-        self.decision = decision
-        for step in decision.cancelled:
-            self.waits.pop(step, None)
-            self.env.cancel_timers(self, step)
-        for scheduled in decision.commands:
-            self.env.execute(self, scheduled)
-        if decision.status == "continued":
-            self._continue_as_new(decision.recur_input)
-        elif decision.finished and self.parent is not None:
-            self.env.child_finished(self)
-
-    def _continue_as_new(self, new_input: Any) -> None:
-        """Archive this run's history and start the next run of the same instance (Recur)."""
+    def recur(self) -> None:
+        """After ``Recur``: archive this run's history; the next run starts from its inbox."""
         self.archived.append(self.history)
         self.history = []
-        self.waits.clear()
+        self.run_number += 1
         self.interpreter = Interpreter(
             self.workflow, instance_id=self.instance_id, registry=self.env.registry
         )
-        started = WorkflowStarted(
-            workflow=self.workflow.name,
-            instance_id=self.instance_id,
-            input=new_input,
-            run=len(self.archived) + 1,
-            continued_from=self.instance_id,
-            parent_id=self.parent[0].instance_id if self.parent else None,
-        )
-        self.env.enqueue(self, started)
-
-    def _deliver_waiting(self) -> None:
-        for step, wait in sorted(self.waits.items()):
-            event = self._take_for(wait)
-            if event is not None:
-                del self.waits[step]
-                self.env.cancel_timers(self, step)
-                self.env.enqueue(self, event_for(step, wait, event))
-
-    def _take_for(self, wait: WaitEvent | Receive) -> EventData | Message | None:
-        if isinstance(wait, WaitEvent):
-            for i, ev in enumerate(self.inbox_events):
-                if ev.type == wait.type and _matches(ev.data, wait.match):
-                    return self.inbox_events.pop(i)
-            return None
-        queue = self.inbox_messages.get(wait.channel)
-        return queue.popleft() if queue else None
+        self.todo.clear()
+        self.activities.clear()
 
 
-def _matches(data: Any, match: dict[str, Any] | None) -> bool:
-    if not match:
-        return True
-    return data_matches(data, match)
-
-
-def event_for(step: int, wait: WaitEvent | Receive, got: EventData | Message) -> Event:
-    if isinstance(wait, WaitEvent):
-        assert isinstance(got, EventData)
-        return EventReceived(step=step, name=wait.type, event=got)
-    assert isinstance(got, Message)
-    return MessageReceived(step=step, name=wait.channel, message=got)
-
-
-__all__ = ["TestRun", "WorkflowStuck", "event_for"]
+__all__ = ["Environment", "TestRun", "WorkflowStuck"]

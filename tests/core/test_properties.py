@@ -36,7 +36,7 @@ from replaykit import (
     workflow,
 )
 from replaykit.core.decisions import ScheduledCommand
-from replaykit.core.history import ActivityCompleted, Event, EventData
+from replaykit.core.history import ActivityCompleted, Event, EventData, StepEvent
 from replaykit.testing import TestRun, WorkflowEnvironment
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -187,9 +187,9 @@ def drive(run: TestRun, sent: set[str]) -> TestRun:
     env = run.env
     env.run_until_idle()
     while not run.finished:
-        due = [w for w in run.waits.values() if isinstance(w, WaitEvent) and w.type in sent]
+        due = [w for w in run.waits.values() if w.kind == "event" and w.key in sent]
         if due:
-            run.send_event(due[0].type, {"type": due[0].type})
+            run.send_event(due[0].key, {"type": due[0].key})
         elif not env.fire_next_timer(limit=math.inf):
             raise AssertionError(f"stuck waiting for {run.waits}")
     return run
@@ -214,6 +214,25 @@ def _state(interp: Interpreter) -> tuple[Any, ...]:
 
 def _strip(history: list[Event]) -> list[Event]:
     return [msgspec.structs.replace(e, at=0.0) for e in history]
+
+
+def _per_step(history: list[Event]) -> dict[int, list[Event]]:
+    """Each step's events in order, without timestamps and without late outcomes.
+
+    A resume from a history prefix (as after a crash that lost everything but the history) does
+    not see what the store held then: events delivered together (two timers due at the same
+    moment are fired together, as a database fires them) may come in another order across
+    steps, and an abandoned ``Any`` loser is not re-issued, so its late outcome (recorded and
+    ignored) may be missing. Per step, the events must be the same."""
+    interp = Interpreter(prop_plan, instance_id="prop-1")
+    steps: dict[int, list[Event]] = {}
+    for event in history:
+        late = isinstance(event, StepEvent) and not interp.is_outstanding(event.step)
+        interp.feed([event])
+        if not late:
+            step = event.step if isinstance(event, StepEvent) else -1
+            steps.setdefault(step, []).append(msgspec.structs.replace(event, at=0.0))
+    return steps
 
 
 # -- properties ---------------------------------------------------------------------------------
@@ -244,7 +263,7 @@ def test_resuming_from_any_prefix_gives_the_same_history_and_result(
     history = original.history
     k = data.draw(st.integers(min_value=1, max_value=len(history)), label="cut")
     resumed = drive(WorkflowEnvironment().resume(prop_plan, history[:k]), sent)
-    assert _strip(resumed.history) == _strip(history)
+    assert _per_step(resumed.history) == _per_step(history)
     assert resumed.decision.status == original.decision.status
     assert resumed.decision.result == original.decision.result
     done = {e.step for e in history[:k] if isinstance(e, ActivityCompleted)}

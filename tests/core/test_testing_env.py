@@ -24,6 +24,7 @@ from replaykit import (
     Recur,
     SideEffect,
     Sleep,
+    StartChild,
     Subscribe,
     Uuid,
     WaitEvent,
@@ -289,6 +290,47 @@ def test_a_published_message_reaches_a_subscriber() -> None:
     assert [m.data for m in env.published] == ["hello"]
 
 
+@workflow(name="te_listener")
+def te_listener(ctx: Any, mode: str) -> Generator[Command, Any, Any]:
+    yield Subscribe("jobs", mode=mode)  # type: ignore[arg-type]
+    try:
+        msg = yield Receive("jobs", timeout=60)
+    except TimeoutError:
+        return None
+    return msg.data
+
+
+@workflow(name="te_job_publisher")
+def te_job_publisher(ctx: Any, data: str) -> Generator[Command, Any, None]:
+    yield Publish("jobs", data)
+
+
+def test_a_message_goes_to_every_broadcast_subscriber_and_one_competing_one() -> None:
+    env = WorkflowEnvironment()
+    runs = [env.start(te_listener, mode) for mode in ("competing", "broadcast", "competing")]
+    env.run(te_job_publisher, "j1")
+    env.advance(60)
+    results = [run.result() for run in runs]
+    assert results[1] == "j1"  # the broadcast subscriber gets it (as in every database) ...
+    assert {results[0], results[2]} == {"j1", None}  # ... and exactly one competing one
+
+
+def test_a_competing_channel_keeps_messages_published_before_anyone_subscribed() -> None:
+    env = WorkflowEnvironment()
+    env.run(te_job_publisher, "early")
+    assert env.start(te_listener, "competing").result() == "early"
+    assert env.start(te_listener, "broadcast").result() is None  # later messages only
+
+
+def test_a_finished_subscriber_takes_no_more_messages() -> None:
+    env = WorkflowEnvironment()
+    first = env.start(te_listener, "competing")
+    env.run(te_job_publisher, "one")
+    assert first.result() == "one"
+    env.run(te_job_publisher, "two")  # kept for the next competing subscriber
+    assert env.start(te_listener, "competing").result() == "two"
+
+
 # -- cancellation, children, recur ----------------------------------------------------------------
 
 
@@ -356,6 +398,29 @@ def test_a_failed_child_raises_child_workflow_error_of_the_original_type() -> No
     assert WorkflowEnvironment().run(parent) == "child failed: negative"
 
 
+def test_a_child_that_cannot_start_fails_the_parents_step_as_in_production() -> None:
+    @workflow(name="te_parent_of_nobody")
+    def parent(ctx: Any) -> Generator[Command, Any, str]:
+        try:
+            yield StartChild(workflow="te_nobody")
+        except ChildWorkflowError as exc:
+            return exc.type_name
+        return "started"
+
+    assert WorkflowEnvironment().run(parent) == "replaykit.core.errors.UnknownWorkflow"
+
+
+def test_a_child_started_without_waiting_knows_its_parent() -> None:
+    @workflow(name="te_fire_and_forget")
+    def parent(ctx: Any) -> Generator[Command, Any, Any]:
+        return (yield te_child.start_child(1))
+
+    env = WorkflowEnvironment()
+    assert env.run(parent, instance_id="f") == "f/1"
+    started = env.runs["f/1"].history[0]
+    assert isinstance(started, WorkflowStarted) and started.parent_id == "f"
+
+
 def test_recur_starts_the_next_run_and_archives_the_history() -> None:
     @workflow(name="te_counter")
     def counter(ctx: Any, n: int) -> Generator[Command, Any, int]:
@@ -370,7 +435,7 @@ def test_recur_starts_the_next_run_and_archives_the_history() -> None:
     assert len(run.archived) == 3
     first = run.history[0]
     assert isinstance(first, WorkflowStarted)
-    assert (first.run, first.input, first.continued_from) == (4, 3, "c")
+    assert (first.run, first.input, first.continued_from) == (4, 3, "c@3")  # as in production
     assert env.clock.now - run.archived[0][0].at == 4 * DAY
 
 
