@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from replaykit.core.errors import InvalidInput
+from replaykit.core.errors import InvalidInput, ReplayKitError
 from replaykit.storage import Storage
+
+from .migrations import load_migrations
 
 
 def open_storage(url: str, *, auto_migrate: bool = True, **options: Any) -> Storage:
@@ -46,4 +48,20 @@ def open_storage(url: str, *, auto_migrate: bool = True, **options: Any) -> Stor
     return storage
 
 
-__all__ = ["open_storage"]
+def migration_status(storage: Storage) -> list[dict[str, str]]:
+    """Every migration shipped with ``storage``'s adapter, ``applied`` or ``pending``."""
+    package = getattr(storage, "migrations_package", None)
+    if package is None:
+        raise ReplayKitError(f"{type(storage).__name__} does not report its migrations")
+    done = set(storage.applied_migrations())
+    return [
+        {
+            "version": m.version,
+            "name": m.name,
+            "state": "applied" if m.version in done else "pending",
+        }
+        for m in load_migrations(package)
+    ]
+
+
+__all__ = ["migration_status", "open_storage"]

@@ -41,7 +41,7 @@ from ..core.errors import ReplayKitError, WorkflowNotFound
 from ..runtime.app import App
 from ..storage import InstanceRecord
 from ..testing import ReplayCheck, replay_check
-from .viewer.timeline import age, error_of, human_seconds, load_run, parse_duration, when
+from .viewer.timeline import age, error_of, human_seconds, parse_duration, when
 from .viewer.timeline import timeline as make_timeline
 
 DEFAULT_DATABASE = "sqlite:///replaykit.db"
@@ -274,28 +274,14 @@ def migrate(
                 table.add_row(row["version"], row["name"], row["state"])
             _emit(options, status, table)
         else:
-            applied = app.storage.migrate()
+            applied = app.migrate()
             text = f"applied {', '.join(applied)}" if applied else "schema is up to date"
             _emit(options, {"applied": applied}, text)
 
 
 def migration_status(app: App) -> list[dict[str, str]]:
     """Every migration shipped with the adapter, ``applied`` or ``pending``."""
-    from storage_adapters.migrations import load_migrations
-
-    storage: Any = app.storage
-    package = getattr(storage, "migrations_package", None)
-    if package is None:
-        raise ReplayKitError(f"{type(storage).__name__} does not report its migrations")
-    done = set(storage.applied_migrations())
-    return [
-        {
-            "version": m.version,
-            "name": m.name,
-            "state": "applied" if m.version in done else "pending",
-        }
-        for m in load_migrations(package)
-    ]
+    return app.migrations()
 
 
 # --------------------------------------------------------------------------- inspecting
@@ -366,7 +352,7 @@ def list_(
     options = _opts(ctx)
     before, after = _age_window(older_than, newer_than)
     with _client(options) as app:
-        rows = app.storage.list_instances(
+        rows = app.list_instances(
             workflow=workflow,
             status=status,
             limit=limit,
@@ -387,7 +373,7 @@ def show(
     options = _opts(ctx)
     with _client(options) as app:
         record = app.status(instance_id)
-        events = load_run(app.storage, record, run)
+        events = app.history(record.instance_id, run=run)
         if options.json:
             _emit(options, {"instance": record, "history": events}, "")
             return
@@ -458,7 +444,7 @@ def stats(ctx: typer.Context) -> None:
     """Counts by status, the oldest waiting instance, lease owners, timers, outbox."""
     options = _opts(ctx)
     with _client(options) as app:
-        data = app.storage.stats()
+        data = app.stats()
         table = Table("", "", title="replaykit stats", show_header=False)
         for status, n in sorted(data.get("by_status", {}).items()):
             table.add_row(_status_markup(status), str(n))
@@ -480,7 +466,7 @@ def _candidates(
     found: list[InstanceRecord] = []
     page = 500
     while True:
-        rows = app.storage.list_instances(
+        rows = app.list_instances(
             workflow=workflow, status=status, created_after=since, limit=page, offset=len(found)
         )
         found.extend(rows)
@@ -542,7 +528,7 @@ def _check_all(app: App, records: list[InstanceRecord]) -> tuple[list[ReplayChec
             if wf is None:
                 skipped.append(record.instance_id)
             else:
-                events = load_run(app.storage, record)
+                events = app.history(record.instance_id, run=record.run)
                 results.append(replay_check(wf, events, registry=app.registry))
             progress.advance(task)
     return results, skipped

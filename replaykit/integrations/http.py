@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -41,10 +40,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..core.definitions import Workflow
 from ..core.errors import InvalidInput, ReplayKitError, UnknownWorkflow, WorkflowNotFound
 from ..core.history import EventData
 from ..runtime.app import App
+from ..runtime.intake import StartOn, provide_intake
 
 log = logging.getLogger("replaykit.http")
 
@@ -63,33 +62,6 @@ class BadEvent(ReplayKitError, ValueError):
 
 class TooLarge(ReplayKitError, ValueError):
     """The request body is larger than the configured limit (answered with 413)."""
-
-
-@dataclass(frozen=True)
-class StartOn:
-    """Start ``workflow`` for each event of ``type``.
-
-    ``input`` makes the workflow input from the event (default: the event's data);
-    ``instance_id`` is a ``str.format`` template over ``type``, ``source``, ``id`` and
-    ``subject``, so redelivery of the same event is idempotent.
-    """
-
-    type: str
-    workflow: Workflow[Any, Any] | str
-    input: Callable[[EventData], Any] | None = None
-    instance_id: str = "{type}:{source}:{id}"
-
-    def prepare(self, app: App, event: EventData) -> tuple[Workflow[Any, Any], Any, str]:
-        """(workflow, input, instance id); raises InvalidInput before anything is stored."""
-        wf = self.workflow
-        if isinstance(wf, str):
-            wf = app.registry.workflow(wf)
-        value = self.input(event) if self.input is not None else event.data
-        if wf.takes_input:
-            wf.encode_input(value)
-        fields = {"type": event.type, "source": event.source, "id": event.id}
-        instance_id = self.instance_id.format(**fields, subject=event.subject or "")
-        return wf, value, instance_id
 
 
 # ---------------------------------------------------------------------------------- parsing
@@ -199,12 +171,15 @@ def deliver(app: App, events: list[EventData], handlers: Iterable[StartOn] = ())
     and a target instance must exist (WorkflowNotFound).
     """
     handlers = list(handlers)
-    plans = [[h.prepare(app, ev) for h in _handlers_for(app, handlers, ev.type)] for ev in events]
+    registry = app.registry
+    plans = [
+        [h.prepare(registry, ev) for h in _handlers_for(app, handlers, ev.type)] for ev in events
+    ]
     # A lone event's target is checked by storing it (WorkflowNotFound, nothing stored); a batch
     # checks every target first, so that it is stored all or nothing.
     for ev in events if len(events) > 1 else ():
         target = ev.extensions.get(TARGET_EXTENSION)
-        if target is not None and app.storage.get_instance(str(target)) is None:
+        if target is not None and app.get_instance(str(target)) is None:
             raise WorkflowNotFound(f"event {ev.id!r} targets unknown instance {target!r}")
     stored = []
     for ev, starts in zip(events, plans, strict=True):
@@ -288,6 +263,9 @@ def cloudevents_app(
     """
     intake = _Intake(app, max_body, handlers)
     return Starlette(routes=[Route(path, intake.handle, methods=["POST"])])
+
+
+provide_intake(cloudevents_app)  # what App.asgi() builds
 
 
 __all__ = [

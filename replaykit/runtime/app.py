@@ -30,6 +30,7 @@ from ..core.history import HistoryEvent, WorkflowStarted, decode_event, encode_e
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
 from .clock import Clock, SystemClock
 from .hooks import HookDispatcher, LoggingHooks
+from .intake import StartOn, intake_factory
 from .outbox import Deliver, OutboxRelay
 from .worker import Worker
 
@@ -111,7 +112,7 @@ class App:
         self.outbox_mode = outbox_mode
         self.outbox_options = outbox_options or {}
         #: ``StartOn`` rules registered with :meth:`on_event` (read by the CloudEvents intake)
-        self.event_handlers: list[Any] = []
+        self.event_handlers: list[StartOn] = []
         self.owner = owner or f"{uuid.uuid4().hex[:8]}"
         self._storage_options = storage_options or {}
         self._storage: Storage | None = database if not isinstance(database, str) else None
@@ -403,6 +404,10 @@ class App:
         if self.storage.publish(spec, now=self.clock.time()):
             self._wake()
 
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance's record, or None for an unknown id (:meth:`status` raises instead)."""
+        return self.storage.get_instance(instance_id)
+
     def list_instances(
         self,
         *,
@@ -410,16 +415,42 @@ class App:
         status: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        created_before: float | None = None,
+        created_after: float | None = None,
     ) -> list[InstanceRecord]:
-        """Instances, newest first, filtered by workflow name and status."""
+        """Instances, newest first, filtered by workflow name, status and creation time."""
         return self.storage.list_instances(
-            workflow=workflow, status=status, limit=limit, offset=offset
+            workflow=workflow,
+            status=status,
+            limit=limit,
+            offset=offset,
+            created_before=created_before,
+            created_after=created_after,
         )
 
-    def history(self, instance_id: str) -> list[HistoryEvent]:
-        """The current run's history events, decoded."""
-        self.status(instance_id)
-        return [decode_event(b) for b in self.storage.load_history(instance_id)]
+    def history(self, instance_id: str, *, run: int | None = None) -> list[HistoryEvent]:
+        """The history events of the current run, decoded, or of the earlier (archived) ``run``
+        of an instance that recurred. Raises WorkflowNotFound."""
+        record = self.status(instance_id)
+        if run is None or run == record.run:
+            raw = self.storage.load_history(instance_id)
+        else:
+            raw = self.storage.load_archived_history(instance_id, run)
+        return [decode_event(b) for b in raw]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by status, the oldest waiting instance, lease owners, timers, outbox."""
+        return self.storage.stats()
+
+    def migrate(self) -> list[str]:
+        """Apply pending schema migrations; the versions applied."""
+        return self.storage.migrate()
+
+    def migrations(self) -> list[dict[str, str]]:
+        """Every migration shipped with the adapter: version, name, ``applied``/``pending``."""
+        from storage_adapters import migration_status
+
+        return migration_status(self.storage)
 
     # async mirrors of the client API
     async def start_workflow_async(
@@ -470,18 +501,16 @@ class App:
         is a template over ``type``, ``source``, ``id`` and ``subject``, so a redelivered
         event never starts a second instance.
         """
-        from ..integrations.http import StartOn
-
         if isinstance(workflow, Workflow):
             self._workflow(workflow)
         rule = StartOn(type=type, workflow=workflow, input=input, instance_id=instance_id)
         self.event_handlers.append(rule)
 
     def asgi(self, *, path: str = "/", max_body: int = 1024 * 1024) -> Any:
-        """The CloudEvents intake as an ASGI app (see ``replaykit.integrations.http``)."""
-        from ..integrations.http import cloudevents_app
-
-        return cloudevents_app(self, path=path, max_body=max_body)
+        """The CloudEvents intake as an ASGI app: ``cloudevents_app(self, ...)`` of
+        ``replaykit.integrations.http``, which provides it (``pip install
+        'replaykit-durable[http]'``; see :func:`intake_factory`)."""
+        return intake_factory()(self, path=path, max_body=max_body)
 
     # ------------------------------------------------------------------ internals
 

@@ -363,3 +363,22 @@ def test_cloudevents_on_postgres(pg_schema_dsn: str) -> None:
         assert (first.status_code, again.status_code) == (202, 202)
         assert again.json()["duplicate"] is True
         assert handle.result(timeout=10)["id"] == "pg1"
+
+
+def test_app_asgi_is_provided_by_the_integration_that_the_runtime_never_imports() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from replaykit.runtime.app import App\n"
+        "app = App('sqlite://:memory:', workers=False)\n"
+        "assert 'replaykit.integrations.http' not in sys.modules  # the runtime alone\n"
+        "intake = app.asgi()  # found through the entry point group replaykit.intake\n"
+        "print(type(intake).__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Starlette"

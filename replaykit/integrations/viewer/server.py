@@ -1,7 +1,7 @@
 """The viewer's routes: instance list (filters, paging), instance page (timeline, runs), actions.
 
 Pages are rendered on the server from Jinja2 templates shipped in ``templates/``; there is no
-JavaScript. Every database call is one paged query through the Storage protocol, so the list
+JavaScript. Every database call is one paged query through the App's public queries, so the list
 stays fast with hundreds of thousands of instances (no COUNT over the table: a page asks for one
 row more than it shows to know whether an older page exists).
 """
@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from ...core.errors import ReplayKitError, WorkflowNotFound
 from ...runtime.app import App
 from ...storage import TERMINAL_STATUSES
-from .timeline import age, compact, error_of, human_seconds, load_run, timeline, when
+from .timeline import age, compact, error_of, human_seconds, timeline, when
 
 STATUSES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
 PAGE_SIZE = 50
@@ -73,7 +73,7 @@ class Viewer:
         status = q.get("status") or None
         page = _int(q.get("page"), 1, 1, 1_000_000)
         size = _int(q.get("size"), PAGE_SIZE, 1, MAX_PAGE_SIZE)
-        rows = self.app.storage.list_instances(
+        rows = self.app.list_instances(
             workflow=workflow, status=status, limit=size + 1, offset=(page - 1) * size
         )
 
@@ -98,11 +98,11 @@ class Viewer:
 
     def instance(self, request: Request) -> Response:
         instance_id = request.path_params["instance_id"]
-        record = self.app.storage.get_instance(instance_id)
+        record = self.app.get_instance(instance_id)
         if record is None:
             return self.render(request, "missing.html", 404, instance_id=instance_id)
         run = _int(request.query_params.get("run"), record.run, 1, record.run)
-        events = load_run(self.app.storage, record, run)
+        events = self.app.history(instance_id, run=run)
         rows = timeline(events)
         total = max((rows[-1].offset if rows else 0.0), 1e-6)
         bars = [

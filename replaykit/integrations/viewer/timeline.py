@@ -42,9 +42,8 @@ from ...core.history import (
     TimerFired,
     ValueRecorded,
     WorkflowStarted,
-    decode_event,
 )
-from ...storage import InstanceRecord, Storage
+from ...storage import InstanceRecord
 
 #: Event kind -> category, used for colours in the viewer and the CLI.
 CATEGORIES: dict[type[Any], str] = {
@@ -182,17 +181,6 @@ def timeline(events: Sequence[HistoryEvent]) -> list[Row]:
     return rows
 
 
-def load_run(
-    storage: Storage, record: InstanceRecord, run: int | None = None
-) -> list[HistoryEvent]:
-    """The decoded history of ``run`` (default: the current run; earlier runs are archived)."""
-    if run is None or run == record.run:
-        raw = storage.load_history(record.instance_id)
-    else:
-        raw = storage.load_archived_history(record.instance_id, run)
-    return [decode_event(b) for b in raw]
-
-
 def error_of(record: InstanceRecord) -> ErrorInfo | None:
     """The instance's final error (failed or cancelled), if any."""
     if not isinstance(record.error, dict):
@@ -210,7 +198,6 @@ __all__ = [
     "compact",
     "error_of",
     "human_seconds",
-    "load_run",
     "parse_duration",
     "timeline",
     "when",
