@@ -45,7 +45,7 @@ def main() -> int:
     with App(url, workflows=[counter], poll_interval=0.1) as app:
         result = app.start_workflow(counter, Tick(0, 4), instance_id="counter-1").result(60)
         record = app.status("counter-1")
-        archived = [app.storage.load_archived_history("counter-1", run) for run in range(1, 4)]
+        archived = [app.history("counter-1", run=run) for run in range(1, 4)]
     print(f"result {result}; now on run {record.run}; archived runs: {len(archived)}")
     ok = result == {"runs": 4, "last_square": 9} and record.run == 4 and all(archived)
     print("OK" if ok else "UNEXPECTED")
