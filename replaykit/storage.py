@@ -210,14 +210,32 @@ class CommitResult(msgspec.Struct, kw_only=True):
 
 
 class Transaction(Protocol):
-    """An open database transaction used for a transactional activity."""
+    """The transaction of one transactional activity: what ``Storage.transaction()`` gives.
+
+    It is *lazy*: no database transaction is begun until the activity first reads ``session``;
+    an activity that never does holds no connection and no lock, and its step is committed by
+    :meth:`commit` through the adapter's ordinary path (the same as :meth:`Storage.commit`).
+    It ends exactly once, by an explicit outcome:
+
+    * :meth:`commit` records the step, atomically with everything done through ``session``,
+      and returns the real :class:`CommitResult` once it is durable;
+    * :meth:`rollback` discards everything done through ``session`` and records nothing.
+
+    Leaving the ``with`` block without either (an exception, or an early return) rolls back.
+    After the end, ``session``, ``commit`` and ``rollback`` raise ``StorageError``.
+    """
 
     @property
     def session(self) -> Any:
-        """The adapter's connection/cursor, handed to the user as ``ctx.session``."""
+        """The adapter's connection/cursor inside the transaction (begun on first use), handed
+        to the user as ``ctx.session``."""
 
-    def commit_step(self, commit: StepCommit) -> CommitResult:
-        """Apply ``commit`` inside this transaction (same rules as :meth:`Storage.commit`)."""
+    def commit(self, commit: StepCommit) -> CommitResult:
+        """Apply ``commit`` (same rules as :meth:`Storage.commit`) together with the session's
+        writes and commit; ``LeaseLost``/``StorageError`` roll everything back."""
+
+    def rollback(self) -> None:
+        """Discard the session's writes; record no step."""
 
 
 @runtime_checkable
@@ -304,7 +322,8 @@ class Storage(Protocol):
         """Apply one :class:`StepCommit` in its own transaction."""
 
     def transaction(self) -> AbstractContextManager[Transaction]:
-        """Open a transaction for a transactional activity; commits on normal exit."""
+        """A lazy transaction for a transactional activity (see :class:`Transaction`); it
+        commits only through ``Transaction.commit``, and rolls back when left otherwise."""
 
     # -- waking -------------------------------------------------------------------------------
     def fire_due_timers(self, *, now: float, limit: int = 100) -> list[str]:

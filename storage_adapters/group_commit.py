@@ -9,10 +9,8 @@ the others commit. Threads that queue while a batch is being written are taken b
 batch. Nothing waits for a timer: a unit that finds the committer idle is written at once, so a
 lone workflow pays nothing.
 
-:class:`GroupedTransaction` is what ``transaction()`` yields on such an adapter: it begins a
-real transaction only when the activity touches ``ctx.session``; otherwise the step is handed to
-the group committer when the block exits (and, as in any transaction, an exception raised inside
-the block discards it).
+A transactional activity that never touches ``ctx.session`` commits its step through here too
+(``sql_transaction``); one that does writes its step in its own transaction.
 
 Durability is unchanged: :meth:`GroupCommit.submit` returns only after the transaction holding
 the unit has committed.
@@ -21,20 +19,28 @@ the unit has committed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 from replaykit.core.errors import StorageError
-from replaykit.storage import CommitResult, StepCommit
 
-from . import sql_commit
 from .sql_steps import SqlTx
 
-if TYPE_CHECKING:
-    from .sql_common import SqlStorage
-
 T = TypeVar("T")
+
+
+class Writer(Protocol):
+    """What :class:`GroupCommit` needs from its adapter (``SqlStorage`` provides it)."""
+
+    url: str
+
+    @property
+    def db_errors(self) -> tuple[type[BaseException], ...]: ...
+
+    def _run(self, work: Callable[[SqlTx], T], *, write: bool = ..., exclusive: bool = ...) -> T:
+        """Run ``work`` in one write transaction, retrying busy/deadlock errors."""
+
+    def _is_retryable(self, exc: BaseException) -> bool: ...
 
 
 class _Unit(Generic[T]):
@@ -62,7 +68,7 @@ class GroupCommit:
     ``storage`` supplies the transaction (``_run``, with its busy/deadlock retries) and the
     savepoint statements."""
 
-    def __init__(self, storage: SqlStorage) -> None:
+    def __init__(self, storage: Writer) -> None:
         self._storage = storage
         self._mutex = threading.Lock()
         self._queue: list[_Unit[Any]] = []
@@ -107,14 +113,8 @@ class GroupCommit:
         def work(tx: SqlTx) -> None:
             for unit in batch:
                 unit.result, unit.error = None, None  # a retried transaction starts over
-                if single:  # the transaction itself is the savepoint
-                    try:
-                        unit.result = unit.work(tx)
-                    except storage.db_errors:
-                        raise
-                    except Exception as exc:
-                        unit.error = exc
-                        raise _UnitFailed from exc
+                if single:  # the transaction is the unit's own: its error rolls it back
+                    unit.result = unit.work(tx)
                     continue
                 tx.exec("SAVEPOINT rk_unit")
                 try:
@@ -131,93 +131,6 @@ class GroupCommit:
 
         try:
             storage._run(work)
-        except _UnitFailed:
-            pass  # the one unit's error is recorded; its transaction rolled back
         except BaseException as exc:  # the transaction failed: nothing in it was committed
             for unit in batch:
                 unit.error = exc
-
-
-class _UnitFailed(Exception):
-    """Rolls back a one-unit batch whose unit raised (its error is kept on the unit)."""
-
-
-class GroupedTransaction:
-    """What ``transaction()`` yields on an adapter with group commit (see the module docstring).
-
-    The :class:`CommitResult` that :meth:`commit_step` returns for a deferred step is filled in
-    when the block exits."""
-
-    def __init__(self, storage: SqlStorage) -> None:
-        self._storage = storage
-        self._stack: ExitStack | None = None
-        self._tx: SqlTx | None = None
-        self._deferred: tuple[StepCommit, CommitResult] | None = None
-
-    @property
-    def session(self) -> Any:
-        """The adapter's session, inside a transaction that commits with the step."""
-        return self._storage._session(self._begin().conn)
-
-    def _begin(self) -> SqlTx:
-        if self._tx is None:
-            stack = ExitStack()
-            conn = stack.enter_context(self._storage._begin(write=True))
-            self._stack, self._tx = stack, SqlTx(self._storage, conn)
-            if self._deferred is not None:  # a step deferred before the transaction goes first
-                commit, placeholder = self._deferred
-                self._deferred = None
-                done = self._apply(self._tx, commit)
-                placeholder.inbox, placeholder.released = done.inbox, done.released
-        return self._tx
-
-    def _apply(self, tx: SqlTx, commit: StepCommit) -> CommitResult:
-        try:
-            return sql_commit.apply_commit(tx, commit)
-        except self._storage.db_errors as exc:
-            raise StorageError(f"database error ({self._storage.url}): {exc}") from exc
-
-    def commit_step(self, commit: StepCommit) -> CommitResult:
-        if self._tx is None and self._deferred is None:
-            placeholder = CommitResult()
-            self._deferred = (commit, placeholder)
-            return placeholder
-        return self._apply(self._begin(), commit)
-
-    def _finish(self) -> None:
-        """Commit: the begun transaction, or hand the deferred step to the group committer."""
-        if self._tx is not None:
-            assert self._stack is not None
-            self._storage._flush_notifies(self._tx)
-            self._tx, stack, self._stack = None, self._stack, None
-            stack.close()  # COMMIT
-            self._storage.commits += 1
-            return
-        if self._deferred is not None:
-            commit, placeholder = self._deferred
-            self._deferred = None
-            done = self._storage.commit(commit)  # through the group committer
-            placeholder.inbox, placeholder.released = done.inbox, done.released
-
-    def _abandon(self, exc: BaseException) -> None:
-        self._deferred = None
-        if self._stack is not None:
-            self._tx, stack, self._stack = None, self._stack, None
-            stack.__exit__(type(exc), exc, exc.__traceback__)  # ROLLBACK
-
-
-@contextmanager
-def grouped_transaction(storage: SqlStorage) -> Iterator[GroupedTransaction]:
-    """``transaction()`` for adapters with group commit: errors raised by the caller's code pass
-    through unchanged (rolling everything back); the adapter's own database errors become
-    StorageError."""
-    lazy = GroupedTransaction(storage)
-    try:
-        yield lazy
-    except BaseException as exc:
-        lazy._abandon(exc)
-        raise
-    try:
-        lazy._finish()
-    except storage.db_errors as exc:
-        raise StorageError(f"database error ({storage.url}): {exc}") from exc

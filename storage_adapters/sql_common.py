@@ -29,7 +29,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import msgspec
@@ -48,9 +48,10 @@ from replaykit.storage import (
 )
 
 from . import sql_commit, sql_delivery, sql_steps
-from .group_commit import GroupCommit, grouped_transaction
+from .group_commit import GroupCommit
 from .migrations import load_migrations, split_statements
-from .sql_steps import SqlTx, dump_json, load_json, placeholders
+from .sql_steps import Begun, SqlTx, dump_json, load_json, placeholders
+from .sql_transaction import SqlTransaction
 
 T = TypeVar("T")
 
@@ -87,24 +88,6 @@ def outbox_from_row(row: dict[str, Any]) -> OutboxRecord:
     )
 
 
-class SqlTransaction:
-    """What :meth:`SqlStorage.transaction` yields: the user's session and ``commit_step``."""
-
-    def __init__(self, tx: SqlTx, session: Any) -> None:
-        self._tx = tx
-        self._session = session
-
-    @property
-    def session(self) -> Any:
-        return self._session
-
-    def commit_step(self, commit: StepCommit) -> CommitResult:
-        try:
-            return sql_commit.apply_commit(self._tx, commit)
-        except self._tx.storage.db_errors as exc:
-            raise StorageError(f"database error: {exc}") from exc
-
-
 class SqlStorage:
     """The storage algorithms, shared by the SQLite, PostgreSQL and MySQL adapters."""
 
@@ -127,8 +110,9 @@ class SqlStorage:
     committer: GroupCommit | None = None
 
     # -- dialect hooks ----------------------------------------------------------------------
-    def _begin(self, *, write: bool, exclusive: bool = False) -> AbstractContextManager[Any]:
-        """A connection inside an open transaction: commit on normal exit, roll back on error."""
+    def _open(self, *, write: bool, exclusive: bool = False) -> Begun:
+        """Begin a transaction (``exclusive``: keep out every other writer) on a connection of
+        the adapter's; the caller ends it explicitly (:class:`~.sql_steps.Begun`)."""
         raise NotImplementedError
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
@@ -177,6 +161,17 @@ class SqlStorage:
         return False
 
     # -- transactions -----------------------------------------------------------------------
+    @contextmanager
+    def _begin(self, *, write: bool, exclusive: bool = False) -> Iterator[Any]:
+        """A connection inside an open transaction: commit on normal exit, roll back on error."""
+        begun = self._open(write=write, exclusive=exclusive)
+        try:
+            yield begun.conn
+        except BaseException:
+            begun.rollback()
+            raise
+        begun.commit()
+
     def _run(self, work: Callable[[SqlTx], T], *, write: bool = True, exclusive: bool = False) -> T:
         """Run ``work`` in one transaction, retrying the whole of it on busy/deadlock errors."""
         deadline = time.monotonic() + self.retry_seconds
@@ -209,31 +204,13 @@ class SqlStorage:
             return self._run(work)
         return self.committer.submit(work)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """Open a write transaction for a transactional activity; commit on normal exit.
+    def transaction(self) -> SqlTransaction:
+        """The lazy transaction of a transactional activity (see ``sql_transaction``)."""
+        return SqlTransaction(self)
 
-        Errors raised by the caller's own code inside the block pass through unchanged (and roll
-        everything back); database errors of the adapter's own work become StorageError."""
-        if self.committer is not None:
-            with grouped_transaction(self) as lazy:
-                yield lazy
-            return
-        raised_inside = False
-        try:
-            with self._begin(write=True) as conn:
-                tx = SqlTx(self, conn)
-                try:
-                    yield SqlTransaction(tx, self._session(conn))
-                except BaseException:
-                    raised_inside = True
-                    raise
-                self._flush_notifies(tx)
-            self.commits += 1
-        except self.db_errors as exc:
-            if raised_inside:
-                raise
-            raise StorageError(f"database error ({self.url}): {exc}") from exc
+    def _commit_in(self, tx: SqlTx, commit: StepCommit) -> CommitResult:
+        """Apply a step in the open transaction ``tx`` (dialects may have a faster way)."""
+        return sql_commit.apply_commit(tx, commit)
 
     def applied_migrations(self) -> list[str]:
         def work(tx: SqlTx) -> list[str]:
@@ -423,7 +400,7 @@ class SqlStorage:
 
     # -- steps ------------------------------------------------------------------------------
     def commit(self, commit: StepCommit) -> CommitResult:
-        return self._grouped(lambda tx: sql_commit.apply_commit(tx, commit))
+        return self._grouped(lambda tx: self._commit_in(tx, commit))
 
     # -- waking -----------------------------------------------------------------------------
     def fire_due_timers(self, *, now: float, limit: int = 100) -> list[str]:

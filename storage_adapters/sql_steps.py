@@ -35,7 +35,10 @@ class Dialect(Protocol):
     for_update: str
     skip_locked: str
     update_returning: bool
-    db_errors: tuple[type[BaseException], ...]
+
+    @property
+    def db_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's base exception class(es)."""
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any: ...
 
@@ -48,6 +51,22 @@ class Dialect(Protocol):
     def _update_duplicate(self, key: str, assignments: str) -> str: ...
 
     def _insert_id(self, tx: SqlTx, sql: str, params: Sequence[Any]) -> int | None: ...
+
+
+class Begun(Protocol):
+    """A database transaction an adapter has begun (``SqlStorage._open``) on ``conn``; it is ended
+    exactly once, explicitly: :meth:`commit`, or :meth:`rollback`. Either gives the connection
+    back to the adapter (pool, thread)."""
+
+    conn: Any
+
+    def commit(self) -> None:
+        """COMMIT. If that fails, the transaction is rolled back, the connection given back (or
+        discarded), and the driver's error raised."""
+
+    def rollback(self) -> None:
+        """ROLLBACK. Never raises a driver error: a connection that cannot roll back is
+        discarded, which ends its transaction as surely."""
 
 
 class SqlTx:

@@ -83,10 +83,6 @@ class ExecutorHost(Protocol):
     def instance_finished(self, executor: InstanceExecutor) -> None: ...
 
 
-class _Rollback(Exception):
-    """Raised inside an activity transaction to roll it back after the activity failed."""
-
-
 class InstanceExecutor:
     """Drives one instance held under its host worker's lease."""
 
@@ -290,21 +286,20 @@ class InstanceExecutor:
         if definition is None:
             failure = UnknownWorkflow(f"no activity named {call.name!r} is registered")
         elif transactional:
-            try:
-                with self.storage.transaction() as tx:
-                    ctx.bind(tx)
-                    try:
-                        result = self._call(definition, ctx, call)
-                    except Exception as exc:
-                        failure = exc
-                        raise _Rollback from exc
+            with self.storage.transaction() as tx:
+                ctx.bind(tx)
+                try:
+                    result = self._call(definition, ctx, call)
+                except Exception as exc:
+                    failure = exc
+                    tx.rollback()
+                else:
                     self._record_success(sc, call, result, started, is_comp)
                     commit = self._build_commit()
                     commit.outbox = list(ctx.outbox.items)
-                    outcome = tx.commit_step(commit)
+                    outcome = tx.commit(commit)
+            if failure is None:
                 return self._after_commit(outcome)
-            except _Rollback:
-                pass
         else:
             try:
                 result = self._call(definition, ctx, call)

@@ -44,7 +44,7 @@ from pymysql.constants import ER
 from replaykit.core.errors import StorageError
 
 from ..sql_common import SqlStorage
-from ..sql_steps import SqlTx
+from ..sql_steps import Begun, SqlTx
 
 #: lost or refused connections (client-side codes): the pool drops the connection, we retry
 _CONNECTION_LOST = {2003, 2006, 2013, 2055}
@@ -189,6 +189,37 @@ class MysqlSession:
         return cursor
 
 
+class _Begun:
+    """A pooled connection's transaction (see ``sql_steps.Begun``): explicit COMMIT or ROLLBACK,
+    then back to the pool, or out of it when the connection is broken."""
+
+    __slots__ = ("conn", "pool")
+
+    def __init__(self, pool: ConnectionPool, conn: Any) -> None:
+        self.pool = pool
+        self.conn = conn
+
+    def commit(self) -> None:
+        try:
+            self.conn.commit()
+        except BaseException as exc:
+            broken = is_connection_error(exc) or not _rolled_back(self.conn)
+            self.pool.put(self.conn, broken=broken)
+            raise
+        self.pool.put(self.conn)
+
+    def rollback(self) -> None:
+        self.pool.put(self.conn, broken=not _rolled_back(self.conn))
+
+
+def _rolled_back(conn: Any) -> bool:
+    try:
+        conn.rollback()
+    except pymysql.err.Error:
+        return False
+    return True
+
+
 class MysqlStorage(SqlStorage):
     """Storage on MySQL 8+ / MariaDB 10.6+ (InnoDB) through PyMySQL."""
 
@@ -221,25 +252,9 @@ class MysqlStorage(SqlStorage):
         self._pool.close()
 
     # -- dialect hooks ----------------------------------------------------------------------
-    @contextmanager
-    def _begin(self, *, write: bool, exclusive: bool = False) -> Iterator[Any]:
-        conn = self._pool.get()
-        try:
-            yield conn
-            conn.commit()
-        except BaseException as exc:
-            broken = is_connection_error(exc) or not self._rollback(conn)
-            self._pool.put(conn, broken=broken)
-            raise
-        self._pool.put(conn)
-
-    @staticmethod
-    def _rollback(conn: Any) -> bool:
-        try:
-            conn.rollback()
-        except pymysql.err.Error:
-            return False
-        return True
+    def _open(self, *, write: bool, exclusive: bool = False) -> Begun:
+        # autocommit is off: the transaction begins with the first statement
+        return _Begun(self._pool, self._pool.get())
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
         """``?`` -> ``%s`` (``%`` doubled) and standard ``"quoted"`` identifiers -> backticks."""

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -25,9 +24,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
-from replaykit.core.errors import StorageError
 from replaykit.storage import (
-    TERMINAL_STATUSES,
     CommitResult,
     Handoff,
     InboxItem,
@@ -36,9 +33,8 @@ from replaykit.storage import (
     StoredEvent,
 )
 
-from .. import sql_commit
 from ..sql_common import SqlStorage, instance_from_row
-from ..sql_steps import SqlTx
+from ..sql_steps import Begun, SqlTx
 from . import fastpath
 
 T = TypeVar("T")
@@ -49,6 +45,38 @@ _RETRYABLE = (
     pg_errors.SerializationFailure,
     pg_errors.LockNotAvailable,
 )
+
+
+class _Begun:
+    """A pooled connection, in a transaction when ``write`` (see ``sql_steps.Begun``)."""
+
+    __slots__ = ("conn", "pool", "write")
+
+    def __init__(
+        self,
+        pool: ConnectionPool[psycopg.Connection[Any]],
+        conn: psycopg.Connection[Any],
+        write: bool,
+    ) -> None:
+        self.pool = pool
+        self.conn = conn
+        self.write = write
+
+    def commit(self) -> None:
+        try:
+            if self.write:
+                self.conn.execute("COMMIT")
+        finally:
+            self.pool.putconn(self.conn)  # after a failed COMMIT the pool rolls back or discards
+
+    def rollback(self) -> None:
+        try:
+            if self.write and not self.conn.closed:
+                self.conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # the pool discards a connection it cannot bring back to idle
+        finally:
+            self.pool.putconn(self.conn)
 
 
 class PostgresStorage(SqlStorage):
@@ -179,34 +207,28 @@ class PostgresStorage(SqlStorage):
         ]
         return history, inbox
 
-    @contextmanager
-    def transaction(self) -> Iterator[LazyTransaction]:
-        """A transaction that sends BEGIN only when the activity touches ``ctx.session`` or the
-        step needs more than one statement; an activity that never uses the database commits
-        its result with a single autocommit statement."""
-        with self._pool.connection() as conn:
-            lazy = LazyTransaction(self, conn)
-            try:
-                yield lazy
-            except BaseException:
-                lazy.rollback()
-                raise
-            lazy.commit()
-
     def close(self) -> None:
         with self._listen_lock:
             self._drop_listener()
         self._pool.close()
 
     # -- dialect hooks ----------------------------------------------------------------------
-    @contextmanager
-    def _begin(self, *, write: bool, exclusive: bool = False) -> Iterator[Any]:
-        with self._pool.connection() as conn:
-            if not write:
-                yield conn  # reads are single statements: autocommit saves BEGIN/COMMIT trips
-                return
-            with conn.transaction():
-                yield conn
+    def _open(self, *, write: bool, exclusive: bool = False) -> Begun:
+        conn = self._pool.getconn()
+        if write:
+            try:
+                conn.execute("BEGIN")
+            except BaseException:
+                self._pool.putconn(conn)
+                raise
+        # reads are single statements: autocommit saves the BEGIN/COMMIT round trips
+        return _Begun(self._pool, conn, write)
+
+    def _commit_in(self, tx: SqlTx, commit: StepCommit) -> CommitResult:
+        """A simple step is one statement (the fast path's) in the open transaction too."""
+        if fastpath.is_simple(commit):
+            return fastpath.step(tx.conn, commit)
+        return super()._commit_in(tx, commit)
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
         if not params:
@@ -277,67 +299,3 @@ class PostgresStorage(SqlStorage):
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-
-
-class LazyTransaction:
-    """What :meth:`PostgresStorage.transaction` yields (see there).
-
-    A simple step committed while no BEGIN was sent is deferred to the end of the block, so an
-    exception raised after ``commit_step`` still discards it, as in any transaction."""
-
-    def __init__(self, storage: PostgresStorage, conn: psycopg.Connection[Any]) -> None:
-        self._storage = storage
-        self._conn = conn
-        self._begun = False
-        self._tx: SqlTx | None = None
-        self._deferred: StepCommit | None = None
-
-    def _begin(self) -> None:
-        if not self._begun:
-            self._conn.execute("BEGIN")
-            self._begun = True
-
-    @property
-    def session(self) -> psycopg.Connection[Any]:
-        """The psycopg connection, inside a transaction that commits with the step."""
-        self._begin()
-        return self._conn
-
-    def commit_step(self, commit: StepCommit) -> CommitResult:
-        if fastpath.is_simple(commit) and self._deferred is None:
-            self._deferred = commit
-            return CommitResult(released=commit.status in TERMINAL_STATUSES)
-        try:
-            self._begin()
-            if self._deferred is not None:  # the step deferred earlier is applied first
-                fastpath.step(self._conn, self._deferred)
-                self._deferred = None
-            self._tx = SqlTx(self._storage, self._conn)
-            return sql_commit.apply_commit(self._tx, commit)
-        except psycopg.Error as exc:
-            raise StorageError(f"database error: {exc}") from exc
-
-    def commit(self) -> None:
-        """Apply the deferred step (one statement, in the transaction if one was begun), then
-        COMMIT. LeaseLost and StorageError surface here."""
-        try:
-            if self._deferred is not None:
-                fastpath.step(self._conn, self._deferred)
-            if self._begun:
-                if self._tx is not None:
-                    self._storage._flush_notifies(self._tx)
-                self._conn.execute("COMMIT")
-                self._begun = False
-        except psycopg.Error as exc:
-            self.rollback()
-            raise StorageError(f"database error ({self._storage.url}): {exc}") from exc
-        except BaseException:
-            self.rollback()
-            raise
-        self._storage.commits += 1
-
-    def rollback(self) -> None:
-        if self._begun and not self._conn.closed:
-            self._conn.execute("ROLLBACK")
-        self._begun = False
-        self._deferred = None

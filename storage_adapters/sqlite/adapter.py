@@ -11,8 +11,8 @@ Durability with ``journal_mode=WAL``:
 
 Group commit (``group_commit=True``, the default): steps and creations of concurrent workflows
 that queue while a write is in progress share the next transaction, one savepoint each (see
-``storage_adapters.group_commit``); a transactional activity begins its transaction only when it
-touches ``ctx.session``.
+``storage_adapters.group_commit``). A transactional activity begins its own transaction only when
+it touches ``ctx.session`` (``storage_adapters.sql_transaction``).
 
 Concurrency: every write runs in ``BEGIN IMMEDIATE``, so writers are serialized by SQLite itself
 (the shared algorithms need no row locks here). A writer that meets a busy database waits
@@ -27,14 +27,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import sqlite_utils
 
 from ..group_commit import GroupCommit
 from ..sql_common import SqlStorage
+from ..sql_steps import Begun
 
 _RETRYABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
@@ -58,6 +58,46 @@ def is_busy(exc: BaseException) -> bool:
     if code is not None:
         return code & 0xFF in _RETRYABLE_CODES
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+class _Begun:
+    """A transaction this adapter began on a thread's connection (see ``sql_steps.Begun``)."""
+
+    __slots__ = ("conn", "storage")
+
+    def __init__(self, storage: SqliteStorage, conn: sqlite3.Connection) -> None:
+        self.storage = storage
+        self.conn = conn
+
+    def commit(self) -> None:
+        conn = self.conn
+        try:
+            self.storage._retry_busy(lambda: conn.execute("COMMIT"))
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                self.storage._discard(self.conn)  # closing it ends the transaction
+
+
+class _Joined:
+    """A read that runs inside the thread's open transaction: its end is that transaction's."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
 
 
 class SqliteStorage(SqlStorage):
@@ -134,6 +174,17 @@ class SqliteStorage(SqlStorage):
                 conn.close()
                 del self._connections[ident]
 
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        """Close a connection that cannot be trusted any more; its thread opens a new one."""
+        with self._lock:
+            for ident, (_thread, known) in list(self._connections.items()):
+                if known is conn:
+                    del self._connections[ident]
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is not None and db.conn is conn:
+            del self._local.db
+        conn.close()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -158,31 +209,18 @@ class SqliteStorage(SqlStorage):
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.1)
 
-    @contextmanager
-    def _begin(self, *, write: bool, exclusive: bool = False) -> Iterator[Any]:
+    def _open(self, *, write: bool, exclusive: bool = False) -> Begun:
         conn = self._database().conn
         if conn.in_transaction:
             if write:
                 raise sqlite3.OperationalError(
-                    "this thread already has a replaykit transaction open: use its "
-                    "commit_step() instead of a separate write"
+                    "this thread already has a replaykit transaction open: commit its step "
+                    "through it instead of a separate write"
                 )
-            yield conn  # a read inside this thread's open transaction sees its writes
-            return
+            return _Joined(conn)  # a read inside this thread's open transaction sees its writes
         mode = "EXCLUSIVE" if exclusive else "IMMEDIATE" if write else "DEFERRED"
         self._retry_busy(lambda: conn.execute(f"BEGIN {mode}"))
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        try:
-            self._retry_busy(lambda: conn.execute("COMMIT"))
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        return _Begun(self, conn)
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
         if self.memory:  # shared-cache table locks are not covered by busy_timeout

@@ -764,33 +764,6 @@ def test_stats(storage: Storage) -> None:
     assert stats["timers"] == 1
 
 
-# -- transactions -------------------------------------------------------------------------------
-def test_transaction_commits_a_step(storage: Storage) -> None:
-    running(storage, "a")
-    commit = step(storage, "a", events=[b"{}"], status="completed")
-    with storage.transaction() as tx:
-        result = tx.commit_step(commit)
-    assert result.released
-    assert storage.get_instance("a").status == "completed"  # type: ignore[union-attr]
-
-
-def test_transaction_rolls_back_on_error(storage: Storage) -> None:
-    running(storage, "a")
-    commit = step(storage, "a", events=[b"{}"], status="completed")
-    with pytest.raises(RuntimeError), storage.transaction() as tx:
-        tx.commit_step(commit)
-        raise RuntimeError("activity failed after writing")
-    record = storage.get_instance("a")
-    assert record is not None and record.status == "running" and record.history_len == 1
-
-
-def test_lease_lost_inside_a_transaction(storage: Storage) -> None:
-    running(storage, "a")
-    commit = step(storage, "a", owner="intruder")
-    with pytest.raises(LeaseLost), storage.transaction() as tx:
-        tx.commit_step(commit)
-
-
 def test_database_errors_are_storage_errors(storage: Storage) -> None:
     running(storage, "a")
     commit = step(storage, "a", events=[b"{}"])
@@ -798,38 +771,3 @@ def test_database_errors_are_storage_errors(storage: Storage) -> None:
     with pytest.raises(StorageError) as info:
         storage.commit(commit)
     assert info.value.__cause__ is not None
-
-
-def test_a_step_committed_before_the_session_is_touched_is_kept(storage: Storage) -> None:
-    running(storage, "a")
-    with storage.transaction() as tx:
-        outcome = tx.commit_step(step(storage, "a", events=[b"{}"], status="completed"))
-        assert tx.session is not None  # the activity opens its transaction after commit_step
-    assert outcome.released
-    record = storage.get_instance("a")
-    assert record is not None and record.status == "completed" and record.history_len == 2
-
-
-def test_two_steps_in_one_transaction_are_applied_in_order(storage: Storage) -> None:
-    running(storage, "a")
-    first = step(storage, "a", events=[b'{"n":1}'])
-    second = step(storage, "a", events=[b'{"n":2}'], status="completed")
-    second.history_len = first.history_len + 1
-    with storage.transaction() as tx:
-        tx.commit_step(first)
-        tx.commit_step(second)
-    assert storage.load_history("a")[1:] == [b'{"n":1}', b'{"n":2}']
-    record = storage.get_instance("a")
-    assert record is not None and record.status == "completed"
-
-
-def test_a_database_error_of_a_step_in_an_open_session_is_a_storage_error(
-    storage: Storage,
-) -> None:
-    running(storage, "a")
-    commit = step(storage, "a", events=[b"{}"])
-    commit.history_len = 0  # position 0 is taken: the database refuses the append
-    with pytest.raises(StorageError), storage.transaction() as tx:
-        assert tx.session is not None
-        tx.commit_step(commit)
-    assert len(storage.load_history("a")) == 1

@@ -147,26 +147,31 @@ def test_an_activity_that_touches_the_session_commits_with_its_step(
     storage: SqliteStorage,
 ) -> None:
     running(storage, "a")
+    group = committer(storage)
+    before = group.units
     with storage.transaction() as tx:
         tx.session.execute("CREATE TABLE orders (id INTEGER)")
         tx.session.execute("INSERT INTO orders VALUES (1)")
-        tx.commit_step(step(storage, "a", events=[b"{}"]))
+        tx.commit(step(storage, "a", events=[b"{}"]))
     with pytest.raises(RuntimeError), storage.transaction() as tx:
         tx.session.execute("INSERT INTO orders VALUES (2)")
-        tx.commit_step(step(storage, "a", events=[b"{}"]))
         raise RuntimeError("after writing")
     with storage.transaction() as tx:
         assert [row[0] for row in tx.session.execute("SELECT id FROM orders")] == [1]
     assert len(storage.load_history("a")) == 2
+    assert group.units == before  # its own transaction, not the group's
 
 
-def test_a_deferred_step_reports_its_outcome_when_the_block_exits(
+def test_an_activity_that_never_touches_the_session_commits_through_the_group(
     storage: SqliteStorage,
 ) -> None:
     running(storage, "a")
+    group = committer(storage)
+    before = group.units
     with storage.transaction() as tx:
-        outcome = tx.commit_step(step(storage, "a", events=[b"{}"], status="completed"))
+        outcome = tx.commit(step(storage, "a", events=[b"{}"], status="completed"))
     assert outcome.released is True
+    assert group.units == before + 1
 
 
 def test_group_commit_can_be_turned_off(tmp_path: Path) -> None:

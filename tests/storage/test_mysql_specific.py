@@ -106,11 +106,10 @@ def test_session_is_the_open_transaction(my_storage: Storage) -> None:
     with pytest.raises(RuntimeError), my_storage.transaction() as tx:
         assert isinstance(tx.session, MysqlSession)
         tx.session.execute("INSERT INTO orders VALUES (%s)", (1,))
-        tx.commit_step(commit)
         raise RuntimeError("boom")
     with my_storage.transaction() as tx:
         tx.session.execute("INSERT INTO orders VALUES (%s)", (2,))
-        tx.commit_step(commit)
+        tx.commit(commit)
     with my_storage.transaction() as tx:
         assert tx.session.execute("SELECT id FROM orders").fetchall() == ((2,),)
     assert len(my_storage.load_history("a")) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -39,7 +40,11 @@ def test_send_event_notifies_after_commit(pg_storage: Storage) -> None:
     assert pg_storage.wait_for_wakeup(2.0) is True
 
 
-def test_no_notification_while_the_transaction_is_open(pg_storage: Storage) -> None:
+def test_no_notification_while_the_transaction_is_open(
+    pg_storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step (a child: runnable work, so a NOTIFY) is applied in the activity's open
+    transaction; a listener hears nothing until its COMMIT."""
     running(pg_storage, "a")
     child = ChildSpec(
         instance_id="kid", workflow="wf", input=None, started_event=b"{}", parent_step=None
@@ -47,11 +52,27 @@ def test_no_notification_while_the_transaction_is_open(pg_storage: Storage) -> N
     commit = step(pg_storage, "a", children=[child])
     drain(pg_storage)
     seen: list[bool] = []
+    real_open = pg_storage._open  # type: ignore[attr-defined]
+
+    class Listened:
+        """The adapter's begun transaction, listening just before its COMMIT."""
+
+        def __init__(self, begun: Any) -> None:
+            self.begun, self.conn = begun, begun.conn
+
+        def commit(self) -> None:  # the step is written, not yet committed
+            waiter = threading.Thread(target=lambda: seen.append(pg_storage.wait_for_wakeup(0.3)))
+            waiter.start()
+            waiter.join()
+            self.begun.commit()
+
+        def rollback(self) -> None:
+            self.begun.rollback()
+
+    monkeypatch.setattr(pg_storage, "_open", lambda **options: Listened(real_open(**options)))
     with pg_storage.transaction() as tx:
-        tx.commit_step(commit)
-        waiter = threading.Thread(target=lambda: seen.append(pg_storage.wait_for_wakeup(0.3)))
-        waiter.start()
-        waiter.join()
+        assert tx.session is not None  # begin: the step is applied in this transaction
+        tx.commit(commit)
     assert seen == [False]
     assert pg_storage.wait_for_wakeup(2.0) is True
 
@@ -63,12 +84,11 @@ def test_session_is_the_connection_inside_the_transaction(pg_storage: Storage) -
         assert isinstance(tx.session, psycopg.Connection)
         tx.session.execute("CREATE TABLE orders (id int)")
         tx.session.execute("INSERT INTO orders VALUES (%s)", (1,))
-        tx.commit_step(commit)
         raise RuntimeError("boom")
     with pg_storage.transaction() as tx:
         tx.session.execute("CREATE TABLE orders (id int)")
         tx.session.execute("INSERT INTO orders VALUES (%s)", (2,))
-        tx.commit_step(commit)
+        tx.commit(commit)
     with pg_storage.transaction() as tx:
         assert tx.session.execute("SELECT id FROM orders").fetchall() == [(2,)]
     assert len(pg_storage.load_history("a")) == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from replaykit.core.errors import StorageError
 from replaykit.storage import Storage
 from storage_adapters import open_storage
 from storage_adapters.sqlite import SqliteStorage, parse_sqlite_url
@@ -102,20 +103,46 @@ def test_in_memory_database_is_shared_by_threads() -> None:
         storage.close()
 
 
-def test_user_writes_commit_and_roll_back_with_the_step(sqlite_storage: Storage) -> None:
-    running(sqlite_storage, "a")
-    commit = step(sqlite_storage, "a", events=[b"{}"])
-    with pytest.raises(RuntimeError), sqlite_storage.transaction() as tx:
-        tx.session["orders"].insert({"id": 1})
-        tx.commit_step(commit)
-        raise RuntimeError("boom")
-    with sqlite_storage.transaction() as tx:
-        assert not tx.session["orders"].exists()
-        tx.session["orders"].insert({"id": 2})
-        tx.commit_step(commit)
-    with sqlite_storage.transaction() as tx:
-        assert [row["id"] for row in tx.session["orders"].rows] == [2]
-    assert len(sqlite_storage.load_history("a")) == 2
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_user_writes_commit_and_roll_back_with_the_step(db_path: Path, group_commit: bool) -> None:
+    storage = open_storage(f"sqlite:///{db_path}", group_commit=group_commit)
+    try:
+        running(storage, "a")
+        commit = step(storage, "a", events=[b"{}"])
+        with pytest.raises(RuntimeError), storage.transaction() as tx:
+            tx.session["orders"].insert({"id": 1})
+            raise RuntimeError("boom")
+        with storage.transaction() as tx:
+            assert not tx.session["orders"].exists()
+            tx.session["orders"].insert({"id": 2})
+            tx.commit(commit)
+        with storage.transaction() as tx:
+            assert [row["id"] for row in tx.session["orders"].rows] == [2]
+        assert len(storage.load_history("a")) == 2
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_an_activity_takes_the_write_lock_only_when_it_touches_the_session(
+    db_path: Path, group_commit: bool
+) -> None:
+    """Until then another process (here: another adapter) writes without waiting."""
+    storage = open_storage(f"sqlite:///{db_path}", group_commit=group_commit)
+    other = open_storage(f"sqlite:///{db_path}", busy_timeout=0.01, retry_seconds=0.05)
+    try:
+        running(storage, "a")
+        with storage.transaction() as tx:
+            create(other, "b")  # would time out if this transaction held the write lock
+            tx.session.execute("SELECT 1")
+            with pytest.raises(StorageError, match="locked"):
+                create(other, "c")
+            tx.commit(step(storage, "a", events=[b"{}"]))
+        create(other, "c")
+        assert len(storage.load_history("a")) == 2
+    finally:
+        other.close()
+        storage.close()
 
 
 def test_wait_for_wakeup_just_sleeps(sqlite_storage: Storage) -> None:
