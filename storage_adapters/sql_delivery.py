@@ -52,8 +52,9 @@ def event_row(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-def event_received(row: dict[str, Any], step: int, now: float) -> bytes:
-    data = EventData(
+def event_data(row: dict[str, Any]) -> EventData:
+    """The event of a stored row (of ``EVENT_COLUMNS``, or ``event_row``) as a workflow sees it."""
+    return EventData(
         type=row["type"],
         data=load_json(row["data"]),
         id=row["event_id"],
@@ -62,7 +63,11 @@ def event_received(row: dict[str, Any], step: int, now: float) -> bytes:
         time=row["time"],
         extensions=load_json(row["extensions"]) or {},
     )
-    return encode_event(EventReceived(step=step, name=row["type"], event=data, at=now))
+
+
+def event_received(row: dict[str, Any], step: int, now: float) -> bytes:
+    event = event_data(row)
+    return encode_event(EventReceived(step=step, name=row["type"], event=event, at=now))
 
 
 def record_delivery(tx: SqlTx, instance_id: str, event_pk: int) -> None:

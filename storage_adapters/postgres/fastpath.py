@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from replaykit.storage import (
     TERMINAL_STATUSES,
     CommitResult,
@@ -24,8 +26,10 @@ from replaykit.storage import (
 
 from ..sql_commit import lease_lost
 from ..sql_common import INSTANCE_COLUMNS
-from ..sql_delivery import event_received, event_row, unknown_target
+from ..sql_delivery import event_data, event_row, unknown_target
 from ..sql_steps import dump_json, load_json
+
+_event_data_encoder = msgspec.json.Encoder()
 
 # Append history and move lease/status in one statement; the other parts only happen when the
 # lease check (the UPDATE's WHERE) matched, because they read from `u`. Built per shape (with or
@@ -219,15 +223,15 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
 
 
 # A targeted event (``send_event(..., instance_id=X)``) is one call of the function that
-# migration 0003 defines (lock X, store, match a wait, deliver, wake or hand off, notify; see
-# there): one round trip in autocommit mode.
+# migration 0008 defines (lock X, store, match a wait, deliver, wake or hand off, notify; see
+# there): one round trip in autocommit mode. The EventReceived it puts into the inbox is built
+# there with json_build_object from the wait's step and ``event``, the EventData struct encoded
+# whole by msgspec.
 TARGETED_EVENT_SQL = """
-SELECT * FROM rk_targeted_event(%(target)s, %(type)s, %(source)s, %(event_id)s, %(subject)s,
-    %(time)s, %(data)s, %(extensions)s, %(now)s, %(before)s, %(after)s, %(owner)s::text,
+SELECT * FROM rk_deliver_targeted_event(%(target)s, %(type)s, %(source)s, %(event_id)s,
+    %(subject)s, %(time)s, %(data)s, %(extensions)s, %(now)s, %(event)s, %(owner)s::text,
     %(expires)s::double precision, %(workflows)s::text[])
 """
-
-_STEP_MARK = 987_654_321
 
 
 def targeted_event(
@@ -247,16 +251,11 @@ def targeted_event(
     inbox. Returns (stored, woken ids, hand-off or None)."""
     assert event.target is not None
     columns = event_row(event)
-    # the inbox event for the wait's step, which the statement finds: split around a marker
-    template = event_received(columns, _STEP_MARK, now).decode()
-    before, after = template.split(f'"step":{_STEP_MARK}', 1)
-    before, after = f'{before}"step":', after
     params = {
         **columns,
         "target": event.target,
         "now": now,
-        "before": before,
-        "after": after,
+        "event": _event_data_encoder.encode(event_data(columns)).decode(),
         "owner": owner,
         "expires": expires,
         "workflows": list(workflows),

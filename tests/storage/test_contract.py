@@ -11,6 +11,7 @@ from replaykit.core.errors import LeaseLost, StorageError, WorkflowNotFound
 from replaykit.core.history import (
     CancelRequested,
     ChildCompleted,
+    EventData,
     EventReceived,
     EventTimedOut,
     MessageReceived,
@@ -771,3 +772,45 @@ def test_database_errors_are_storage_errors(storage: Storage) -> None:
     with pytest.raises(StorageError) as info:
         storage.commit(commit)
     assert info.value.__cause__ is not None
+
+
+def test_a_delivered_event_reads_back_exactly(storage: Storage) -> None:
+    """The inbox event of a targeted and of a broadcast delivery is the EventReceived the
+    workflow would have been given in memory (PostgreSQL builds the targeted one in SQL)."""
+    data = {
+        "text": 'quote " back\\slash \t tab \u00e9 \U0001f600 </script>',
+        "big": 2**62,
+        "small": 0.1,
+        "tiny": -1.5e-300,
+        "nested": [None, True, {"k": []}],
+    }
+    now = 1732600000.1234567
+    for target, instance_id in (("a", "a"), (None, "b")):
+        running(storage, instance_id)
+        wait_event(storage, instance_id, "paid", step_no=7)
+        sent = StoredEvent(
+            type="paid",
+            data=data,
+            source="/shop",
+            id=f"e-{instance_id}",
+            subject="order-1",
+            time="2024-01-01T00:00:00Z",
+            extensions={"traceparent": "00-x"},
+            target=target,
+        )
+        assert storage.send_event(sent, now=now) == (True, [instance_id])
+        expected = EventReceived(
+            step=7,
+            name="paid",
+            at=now,
+            event=EventData(
+                type="paid",
+                data=data,
+                id=f"e-{instance_id}",
+                source="/shop",
+                subject="order-1",
+                time="2024-01-01T00:00:00Z",
+                extensions={"traceparent": "00-x"},
+            ),
+        )
+        assert inbox_events(storage, instance_id) == [expected]

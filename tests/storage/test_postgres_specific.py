@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from replaykit.core.history import EventReceived, decode_event
 from replaykit.storage import ChildSpec, Storage, StoredEvent
 from storage_adapters import open_storage
 
@@ -145,3 +146,21 @@ def test_an_instance_whose_workflow_the_caller_does_not_run_is_woken_not_handed_
     record = pg_storage.get_instance("a")
     assert record is not None and (record.status, record.lease_owner) == ("pending", None)
     assert pg_storage.wait_for_wakeup(2.0) is True  # a worker that runs it is told instead
+
+
+def test_a_targeted_event_keeps_its_exact_time_whatever_the_float_output(
+    pg_schema_dsn: str,
+) -> None:
+    """The inbox event is built in SQL; its ``at`` must not lose digits to a server or session
+    that prints floats with 15 significant digits (extra_float_digits = 0)."""
+    storage = open_storage(f"{pg_schema_dsn}%20-cextra_float_digits%3D0")
+    try:
+        running(storage, "a")
+        wait_event(storage, "a", "paid")
+        now = 1732600000.1234567
+        assert storage.send_event(StoredEvent(type="paid", data=0.1, target="a"), now=now)[0]
+        (item,) = storage.load_inbox("a")
+        event = decode_event(item.event)
+        assert isinstance(event, EventReceived) and event.at == now and event.event.data == 0.1
+    finally:
+        storage.close()
