@@ -290,6 +290,11 @@ class Storage(Protocol):
     def load_inbox(self, instance_id: str) -> list[InboxItem]:
         """Inbox items in arrival order."""
 
+    def registered_steps(self, instance_id: str) -> list[int]:
+        """The steps (ascending, each once) at which the instance has a timer, a wait, or a
+        child that has not ended and whose result it waits for (``parent_step``). A worker
+        asks only when a replayed history ends at an undecided ``Patched``."""
+
     # -- leases -------------------------------------------------------------------------------
     def claim(
         self,

@@ -308,6 +308,17 @@ class SqlStorage:
     def load_inbox(self, instance_id: str) -> list[InboxItem]:
         return self._read(lambda tx: sql_steps.inbox_items(tx, instance_id))
 
+    def registered_steps(self, instance_id: str) -> list[int]:
+        terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+        sql = (
+            "SELECT step FROM rk_timers WHERE instance_id = ? "
+            "UNION SELECT step FROM rk_waits WHERE instance_id = ? "
+            "UNION SELECT parent_step AS step FROM rk_instances WHERE parent_id = ? "
+            f"AND parent_step IS NOT NULL AND status NOT IN ({terminal})"
+        )
+        rows = self._read(lambda tx: tx.rows(sql, instance_id, instance_id, instance_id))
+        return sorted({int(row["step"]) for row in rows})
+
     # -- leases -----------------------------------------------------------------------------
     def claim(
         self,

@@ -91,6 +91,8 @@ class Bookkeeping:
         self._groups: dict[int, Group] = {}
         self._abandoned: dict[int, Pending] = {}
         self._blocked_on: int | None = None
+        self._marker: Pending | None = None  # a Patched/DeprecatePatch the next event decides
+        self._patches: dict[str, bool] = {}  # patch id: taken? (decided once per run)
         self._compensations: list[tuple[int, ActivityCall[Any], Any]] = []
         self._compensating = False
         self._final_status: Status = "failed"
@@ -167,6 +169,7 @@ class Bookkeeping:
             self._abandon(p)
         self._groups.clear()
         self._blocked_on = None
+        self._marker = None
 
 
 __all__ = ["Bookkeeping", "Group", "Pending"]

@@ -235,6 +235,44 @@ class SideEffect(Command, frozen=True):
         return ("SideEffect", self.name, "")
 
 
+class PatchMarker(Command, frozen=True):
+    """Base of :class:`Patched` and :class:`DeprecatePatch`: a point in the code named ``id``
+    whose history marker (``ValueRecorded(kind="Patched", name=id)`` at its step) says that the
+    instance took the patch. Not a command of its own."""
+
+    id: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"{type(self).__name__} needs a non-empty string id")
+
+    def identity(self) -> tuple[str, str, str]:
+        return (type(self).__name__, self.id, "")
+
+
+class Patched(PatchMarker, frozen=True):
+    """Branch on a code change while old instances still run: ``if (yield Patched("charge-v2")):``.
+
+    True for an instance that reaches this point for the first time under the code that has the
+    patch (a marker is then recorded at this step); false on replay of an instance that passed
+    this point under the code from before (its history has no marker here). A ``False`` consumes
+    no step, so the old instances' later step numbers do not shift. The answer is decided once per
+    ``id`` and run: a later ``Patched`` with the same ``id`` gives the same answer at once, so a
+    change that touches several places of a workflow is one patch. See docs/versioning.md.
+    """
+
+    def __iter__(self) -> Generator[Command, Any, bool]:
+        result = yield self
+        return bool(result)
+
+
+class DeprecatePatch(PatchMarker, frozen=True):
+    """Retire the patch ``id`` once no instance runs the code from before it: replaces
+    ``if (yield Patched(id)):`` and its old branch. It takes the marker of an instance that took
+    the patch, consumes no step otherwise and records nothing, so instances from before and after
+    replay alike. Remove it too once no stored history carries the marker."""
+
+
 MEMBER_TYPES: tuple[type[Command], ...] = (
     ActivityCall,
     Sleep,

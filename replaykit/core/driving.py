@@ -19,13 +19,15 @@ from .commands import (
     AnyOf,
     Command,
     Compensate,
+    Patched,
+    PatchMarker,
     Recur,
     RetryTimer,
     StartChild,
 )
 from .compensation import Compensation
 from .errors import InvalidCommand, InvalidInput
-from .matching import Location
+from .matching import Location, is_marker_for
 
 _ITER_CODES = frozenset(
     cls.__iter__.__code__ for cls in (Command, ActivityCall, StartChild, All, AnyOf)
@@ -119,6 +121,9 @@ class GeneratorDriver(Compensation):
             )
         if isinstance(command, Recur):
             return self._recur(command)
+        if isinstance(command, PatchMarker) and command.id in self._patches:
+            taken = self._patches[command.id]  # decided at its first point: no step, no marker
+            return (taken if isinstance(command, Patched) else None), None
         step = self._next_step
         self._next_step += 1
         if isinstance(command, All | AnyOf):
@@ -127,7 +132,34 @@ class GeneratorDriver(Compensation):
         if failure is not None:
             return None, failure
         self._blocked_on = step
+        if isinstance(command, PatchMarker):
+            self._marker = self._pending[step]
         return None
+
+    def _decide_marker(self, event: object) -> None:
+        """Before ``event`` is applied: it decides the undecided ``Patched``/``DeprecatePatch``
+        the generator waits on. Its marker takes the patch (its handler resolves the step); any
+        other event means the code that recorded it had no patch here (see :meth:`_pass_marker`),
+        and then applies to whatever the generator yields next, possibly another marker."""
+        while (p := self._marker) is not None:
+            command: PatchMarker = p.command  # type: ignore[assignment]
+            if is_marker_for(event, p.step, command.id):
+                return
+            self._pass_marker()
+
+    def _pass_marker(self) -> None:
+        """History has no marker at the undecided ``Patched``/``DeprecatePatch``: ``Patched`` is
+        false, and the step is given back (a patch not taken consumes no step, so the later steps
+        of instances from before the patch keep their numbers). The generator goes on at once."""
+        p = self._marker
+        assert p is not None
+        self._marker = None
+        command: PatchMarker = p.command  # type: ignore[assignment]
+        self._patches[command.id] = False
+        del self._pending[p.step]
+        self._out.pop(p.step, None)
+        self._next_step = p.step
+        self._advance(False if isinstance(p.command, Patched) else None)
 
     def _open_group(
         self, step: int, command: All | AnyOf, location: Location | None

@@ -2,8 +2,8 @@
 
 The interpreter says *which* commands a workflow issued; this module says what each one *means*.
 A :class:`Planner` turns a :class:`~replaykit.core.decisions.ScheduledCommand` (with ``now``, the
-instance id and the values only the shell can supply, see :class:`Values`) into a short tuple of
-effects, and the end of a run into one :class:`Finish`. The production executor
+instance id and what only the shell can supply, see :class:`Values` and :class:`Stored`) into a
+short tuple of effects, and the end of a run into one :class:`Finish`. The production executor
 (``replaykit.runtime.executor``) and the in-memory test environment (``replaykit.testing``) each
 hold one ``match`` over effects that writes to their own store and decide nothing else::
 
@@ -30,7 +30,10 @@ from .commands import (
     ChannelMode,
     Command,
     Compensate,
+    DeprecatePatch,
     Now,
+    Patched,
+    PatchMarker,
     Publish,
     Random,
     Receive,
@@ -62,6 +65,7 @@ from .history import (
     ValueRecorded,
     WorkflowStarted,
 )
+from .matching import PATCH_MARKER
 
 # -- effects ------------------------------------------------------------------------------------
 
@@ -101,6 +105,14 @@ class Record(Effect, frozen=True):
     fire-and-forget commands, a child that cannot start)."""
 
     event: Event
+
+
+class SkipMarker(Effect, frozen=True):
+    """Record nothing: tell the interpreter that history has no patch marker at ``step`` (a
+    ``Patched`` not taken, a ``DeprecatePatch``); it gives the step back and goes on
+    (``Interpreter.skip_marker``)."""
+
+    step: int
 
 
 class Send(Effect, frozen=True):
@@ -163,6 +175,23 @@ class Values(Protocol):
         ...
 
 
+class Stored(Protocol):
+    """What the store holds for one instance that its history does not show."""
+
+    def registered_from(self, step: int) -> bool:
+        """Whether a timer, a wait or a running child whose result the instance waits for is
+        stored for it at ``step`` or later: code that ran before this replay issued something
+        there that has no outcome yet (only possible at the end of a replayed history)."""
+        ...
+
+
+class NothingStored:
+    """:class:`Stored` for an instance whose store holds nothing beyond its history."""
+
+    def registered_from(self, step: int) -> bool:
+        return False
+
+
 class Ending(Protocol):
     """How a run ended (a :class:`~replaykit.core.decisions.Decision` or an ``Interpreter``)."""
 
@@ -187,13 +216,21 @@ Plan = tuple[Effect, ...]
 class Planner:
     """Plans the effects of one instance's commands (see the module docstring)."""
 
-    __slots__ = ("instance_id", "registry", "values", "workflow")
+    __slots__ = ("instance_id", "registry", "stored", "values", "workflow")
 
-    def __init__(self, workflow: str, instance_id: str, registry: Registry, values: Values) -> None:
+    def __init__(
+        self,
+        workflow: str,
+        instance_id: str,
+        registry: Registry,
+        values: Values,
+        stored: Stored | None = None,
+    ) -> None:
         self.workflow = workflow
         self.instance_id = instance_id
         self.registry = registry
         self.values = values
+        self.stored: Stored = stored or NothingStored()
 
     def plan(self, scheduled: ScheduledCommand, now: float) -> Plan:
         """The effects of executing ``scheduled`` at ``now``, in the order to apply them."""
@@ -293,6 +330,19 @@ def _value(p: Planner, sc: ScheduledCommand, now: float) -> Plan:
     return (Record(event=ValueRecorded(step=sc.step, name=name, kind=kind, value=value)),)
 
 
+def _patch(p: Planner, sc: ScheduledCommand, now: float) -> Plan:
+    """A ``Patched`` or ``DeprecatePatch`` that history did not decide (it ends right after the
+    yield). A ``Patched`` is taken, and its marker recorded, unless the code that ran before this
+    replay had already issued something at this step or later that still waits for its outcome
+    (a timer, an event or message wait, a child): then that code had no patch here. An activity
+    leaves nothing stored, so one that never committed simply runs the new path."""
+    c = cast("PatchMarker", sc.command)
+    if isinstance(c, Patched) and not p.stored.registered_from(sc.step):
+        marker = ValueRecorded(step=sc.step, name=c.id, kind=PATCH_MARKER, value=True)
+        return (Record(event=marker),)
+    return (SkipMarker(step=sc.step),)
+
+
 def _applied(sc: ScheduledCommand, name: str, value: Any = None) -> Record:
     """The record of a fire-and-forget command (the workflow gets ``value``)."""
     kind = type(sc.command).__name__
@@ -362,6 +412,8 @@ _PLANS: dict[type[Command], Callable[[Planner, ScheduledCommand, float], Plan]] 
     Subscribe: _subscription,
     Unsubscribe: _subscription,
     StartChild: _start_child,
+    Patched: _patch,
+    DeprecatePatch: _patch,
 }
 
 __all__ = [
@@ -369,6 +421,7 @@ __all__ = [
     "Effect",
     "Ending",
     "Finish",
+    "NothingStored",
     "Plan",
     "Planner",
     "Record",
@@ -376,6 +429,8 @@ __all__ = [
     "RunActivity",
     "Send",
     "SetTimer",
+    "SkipMarker",
+    "Stored",
     "Subscription",
     "Values",
 ]

@@ -13,7 +13,16 @@ from typing import Any
 
 from .bookkeeping import Pending
 from .codec import PLAIN_TYPES, convert
-from .commands import ActivityCall, Compensate, Now, Receive, StartChild, WaitEvent
+from .commands import (
+    ActivityCall,
+    Compensate,
+    DeprecatePatch,
+    Now,
+    PatchMarker,
+    Receive,
+    StartChild,
+    WaitEvent,
+)
 from .context import WorkflowContext
 from .driving import GeneratorDriver
 from .errors import (
@@ -287,6 +296,10 @@ class EventHandlers(GeneratorDriver):
         value = event.value
         if isinstance(p.command, Now):
             value = datetime.fromtimestamp(float(value), tz=UTC)
+        elif isinstance(p.command, PatchMarker):
+            self._marker = None
+            self._patches[p.command.id] = True
+            value = None if isinstance(p.command, DeprecatePatch) else bool(value)
         self._resolve(p, True, value)
 
     def _on_effect_applied(self, event: EffectApplied) -> None:

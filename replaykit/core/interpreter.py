@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .commands import Command, PatchMarker
 from .decisions import Decision, ScheduledCommand
 from .definitions import Registry, Workflow
 from .errors import InvalidCommand, NonDeterminismError, ReplayKitError
@@ -69,6 +70,8 @@ class Interpreter(EventHandlers):
                 handler = self._handlers.get(type(event))
                 if handler is None:
                     raise InvalidCommand(f"not a history event: {event!r}")
+                if self._marker is not None:
+                    self._decide_marker(event)
                 handler(event)
                 self.events_applied += 1
         except NonDeterminismError as exc:
@@ -82,9 +85,35 @@ class Interpreter(EventHandlers):
     def finished(self) -> bool:
         return self.status != "running"
 
-    def is_outstanding(self, step: int) -> bool:
-        """Whether the command at ``step`` still waits for its outcome (not resolved/abandoned)."""
-        return step in self._pending
+    def is_outstanding(self, step: int, command: Command | None = None) -> bool:
+        """Whether the command at ``step`` still waits for its outcome (not resolved/abandoned).
+
+        With ``command`` (what a decision scheduled at ``step``): also whether ``step`` still
+        belongs to it, since a ``Patched``/``DeprecatePatch`` without a marker gives its step
+        number to the next command."""
+        p = self._pending.get(step)
+        if p is None:
+            return False
+        return command is None or not isinstance(command, PatchMarker) or p.command is command
+
+    def skip_marker(self, step: int) -> Decision:
+        """The shell's answer to a ``Patched``/``DeprecatePatch`` at ``step`` (planned as
+        :class:`~replaykit.core.effects.SkipMarker`): history ends here without its marker and
+        none will be recorded. ``Patched`` is false, the step is given back and the generator
+        goes on. A step that no longer waits for a marker is left alone."""
+        if self._broken is not None:
+            raise self._broken
+        p = self._marker
+        if p is not None and p.step == step:
+            self._pass_marker()
+        return self._take_decision()
+
+    def undecided_marker(self) -> ScheduledCommand | None:
+        """The ``Patched``/``DeprecatePatch`` the generator waits on, which the next event decides
+        (or the shell, when there is none: plan it). The shell plans it before feeding an event
+        that is not the next in history (a second inbox item), so that a new instance takes the
+        patch even when two events reach it at once."""
+        return None if self._marker is None else self._scheduled_for(self._marker)
 
     def outstanding(self) -> list[ScheduledCommand]:
         """Every command issued and not yet resolved (what a resumed runtime must see to)."""

@@ -9,6 +9,7 @@ from .commands import (
     Command,
     Compensate,
     Now,
+    PatchMarker,
     Random,
     Receive,
     SideEffect,
@@ -55,6 +56,18 @@ _RESOLVES: dict[type[StepEvent], tuple[type[Command], ...]] = {
     CompensationFailed: (Compensate,),
 }
 _VALUE_KINDS = {"Now": Now, "Uuid": Uuid, "Random": Random, "SideEffect": SideEffect}
+#: ``ValueRecorded.kind`` of the marker a taken :class:`~replaykit.core.commands.Patched` records
+PATCH_MARKER = "Patched"
+
+
+def is_marker_for(event: object, step: int, patch_id: str) -> bool:
+    """Whether ``event`` is the marker of patch ``patch_id`` at ``step``."""
+    return (
+        isinstance(event, ValueRecorded)
+        and event.kind == PATCH_MARKER
+        and event.step == step
+        and event.name == patch_id
+    )
 
 
 def location_of(code: CodeType | None, line: int) -> Location:
@@ -94,6 +107,8 @@ def fits(event: StepEvent, command: Command, fp: str | None = None) -> bool:
     if isinstance(event, ValueRecorded | EffectApplied):
         expected = _VALUE_KINDS.get(event.kind)
         if isinstance(event, ValueRecorded):
+            if event.kind == PATCH_MARKER:  # the marker of a Patched, also taken by DeprecatePatch
+                return isinstance(command, PatchMarker) and event.name == command.id
             if expected is None or type(command) is not expected:
                 return False
         elif type(command).__name__ != event.kind:

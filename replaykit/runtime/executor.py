@@ -33,6 +33,7 @@ from ..core.effects import (
     RunActivity,
     Send,
     SetTimer,
+    SkipMarker,
     Subscription,
 )
 from ..core.errors import ReplayKitError, UnknownWorkflow
@@ -105,7 +106,9 @@ class InstanceExecutor:
             registry=host.registry,
             error_resolver=host.resolve_error,
         )
-        self.planner = Planner(self.workflow.name, self.instance_id, host.registry, SYSTEM_VALUES)
+        self.planner = Planner(
+            self.workflow.name, self.instance_id, host.registry, SYSTEM_VALUES, stored=self
+        )
         self._started = started
         self._preloaded = preloaded
         self.history_len = record.history_len
@@ -113,6 +116,7 @@ class InstanceExecutor:
         self.todo: deque[ScheduledCommand] = deque()  # issued, not planned yet
         self.activities: deque[ScheduledCommand] = deque()  # planned RunActivity, in order
         self.lost = False
+        self._after_replay = False  # nothing fed since the stored history was replayed
 
     # ------------------------------------------------------------------ entry point
 
@@ -145,6 +149,7 @@ class InstanceExecutor:
         self.history_len = len(raw)
         history = [decode_event(b) for b in raw]
         self.interp.feed(history, replaying=True)
+        self._after_replay = True
         host.hooks.emit("workflow_resumed", self.instance_id, self.workflow.name, len(raw))
         self._take_inbox(inbox)
         # Everything still unresolved, once: timers and waits registered before are re-registered
@@ -152,7 +157,9 @@ class InstanceExecutor:
         self.todo = deque(self.interp.outstanding())
 
     def _take_inbox(self, items: list[InboxItem]) -> None:
-        for item in items:
+        for index, item in enumerate(items):
+            if index:
+                self._plan_marker()
             self.batch.consumed_inbox.append(item.id)
             event = decode_event(item.event)
             if event.at:
@@ -166,6 +173,7 @@ class InstanceExecutor:
         return self.host.clock.time()
 
     def _feed(self, event: Event, *, stamp: bool = True, raw: bytes | None = None) -> None:
+        self._after_replay = False
         if stamp:
             event = _stamp(event, self._now())
             raw = None
@@ -188,10 +196,26 @@ class InstanceExecutor:
         todo, interp = self.todo, self.interp
         while todo:
             sc = todo.popleft()
-            if interp.is_outstanding(sc.step):
+            if interp.is_outstanding(sc.step, sc.command):
                 now = self._now()
                 for effect in self.planner.plan(sc, now):
                     self._do(effect, now)
+
+    def _plan_marker(self) -> None:
+        """Decide an undecided ``Patched``/``DeprecatePatch`` now (see
+        ``Interpreter.undecided_marker``)."""
+        sc = self.interp.undecided_marker()
+        if sc is not None:
+            now = self._now()
+            for effect in self.planner.plan(sc, now):
+                self._do(effect, now)
+
+    def registered_from(self, step: int) -> bool:
+        """:class:`~replaykit.core.effects.Stored`: read only right after a replay, the one time
+        the store can hold what older code issued at ``step`` or later."""
+        if not self._after_replay:
+            return False
+        return any(s >= step for s in self.storage.registered_steps(self.instance_id))
 
     def _do(self, effect: Effect, now: float) -> None:
         """Write one effect into the step's commit (the one place the runtime applies effects)."""
@@ -217,6 +241,8 @@ class InstanceExecutor:
                 batch.waits.append(WaitSpec(step=step, kind=kind, key=key, match=match))
             case Record(event=event):
                 self._feed(event)
+            case SkipMarker(step=step):
+                self._apply(self.interp.skip_marker(step))
             case Send(channel=channel, data=data, metadata=metadata, target=target):
                 batch.publishes.append(
                     PublishSpec(

@@ -77,10 +77,22 @@ class WorkflowEnvironment(MemoryExecutor):
         return self.start(wf, input, **kwargs).result()
 
     def resume(self, wf: Workflow[Any, Any], history: list[Event]) -> TestRun:
-        """Rebuild an instance from recorded ``history`` (as after a crash) and continue it."""
+        """Rebuild an instance from recorded ``history`` (as after a crash) and continue it.
+
+        In a fresh environment the instance has nothing stored but its history. Resuming an
+        instance of this environment (``env.resume(new_code, run.history)``) is what a worker of
+        a new deploy does: the timers, waits, children and inbox stored for it stay, and its
+        inbox is fed before anything is planned."""
         first = history[0]
         assert isinstance(first, WorkflowStarted)
-        run = TestRun(self, wf, first.instance_id, parent_id=first.parent_id)
+        old = self.runs.get(first.instance_id)
+        run = TestRun(
+            self,
+            wf,
+            first.instance_id,
+            parent_id=first.parent_id,
+            parent_step=None if old is None else old.parent_step,
+        )
         run.run_number = first.run
         self.runs[first.instance_id] = run
         self.store.create(first.instance_id, None)
@@ -88,6 +100,8 @@ class WorkflowEnvironment(MemoryExecutor):
         issued = _issue_times(wf, history, self.registry)
         run.decision = run.interpreter.feed(history, replaying=True)
         self.clock.now = max(self.clock.now, history[-1].at)
+        self._take_inbox(run)
+        run.todo.clear()
         for scheduled in run.interpreter.outstanding():
             # Durable timers keep their original deadlines: plan each command at the time it
             # was first issued (timers then fire when due, as after a real crash).

@@ -31,6 +31,7 @@ from ..core.effects import (
     RunActivity,
     Send,
     SetTimer,
+    SkipMarker,
     Subscription,
 )
 from ..core.errors import ReplayKitError, UnknownWorkflow
@@ -86,7 +87,11 @@ class MemoryExecutor:
 
     def _take_inbox(self, run: TestRun) -> None:
         inbox = self.store.inbox(run.instance_id)
+        first = True
         while inbox:
+            if not first:
+                self._plan_marker(run)
+            first = False
             event = inbox.popleft()
             self._feed(run, event, stamp=not event.at)
 
@@ -111,9 +116,17 @@ class MemoryExecutor:
     def _drain(self, run: TestRun) -> None:
         while run.todo:
             sc = run.todo.popleft()
-            if run.interpreter.is_outstanding(sc.step):
+            if run.interpreter.is_outstanding(sc.step, sc.command):
                 for effect in run.planner.plan(sc, self.clock.now):
                     self._do(run, effect)
+
+    def _plan_marker(self, run: TestRun) -> None:
+        """Decide an undecided ``Patched``/``DeprecatePatch`` now (see
+        ``Interpreter.undecided_marker``)."""
+        sc = run.interpreter.undecided_marker()
+        if sc is not None:
+            for effect in run.planner.plan(sc, self.clock.now):
+                self._do(run, effect)
 
     def _do(self, run: TestRun, effect: Effect) -> None:
         """Write one effect into the step (the one place the test environment applies effects)."""
@@ -127,6 +140,8 @@ class MemoryExecutor:
                 step.waits.append(effect)
             case Record(event=event):
                 self._feed(run, event)
+            case SkipMarker(step=marker_step):
+                self._apply(run, run.interpreter.skip_marker(marker_step))
             case Send():
                 step.sends.append(effect)
             case Subscription():

@@ -89,7 +89,7 @@ class TestRun:
         self.history: list[Event] = []
         self.archived: list[list[Event]] = []  # histories of earlier runs (ended with Recur)
         self.interpreter = Interpreter(wf, instance_id=instance_id, registry=env.registry)
-        self.planner = Planner(wf.name, instance_id, env.registry, env.values)
+        self.planner = Planner(wf.name, instance_id, env.registry, env.values, stored=self)
         self.decision = Decision()
         self.activity_calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         # the step being written (see testing.executor)
@@ -155,6 +155,10 @@ class TestRun:
             type_name=err.type if err else "",
             status=d.status,
         )
+
+    def registered_from(self, step: int) -> bool:
+        """:class:`~replaykit.core.effects.Stored`: the in-memory store is read at no cost."""
+        return any(s >= step for s in self.env.store.registered_steps(self.instance_id))
 
     # -- input from outside -----------------------------------------------------------------
 

@@ -81,6 +81,7 @@ class _Instance:
     status: str
     floor: int  # the newest event id when it was created: later broadcasts only
     parent: str | None = None
+    parent_step: int | None = None  # the parent's step that waits for this child's result
     inbox: deque[Event] = field(default_factory=deque)
     waits: dict[int, Wait] = field(default_factory=dict)
     subscriptions: dict[str, list[Any]] = field(default_factory=dict)  # channel: [mode, cursor]
@@ -109,16 +110,24 @@ class MemoryStore:
 
     # -- instances ------------------------------------------------------------------------------
 
-    def create(self, instance_id: str, started: Event | None, *, parent: str | None = None) -> bool:
+    def create(
+        self,
+        instance_id: str,
+        started: Event | None,
+        *,
+        parent: str | None = None,
+        parent_step: int | None = None,
+    ) -> bool:
         """A new pending instance whose inbox holds ``started`` (None: a running instance whose
         history the caller already has); False if the id exists."""
         if instance_id in self.instances:
             return False
         floor = self.events[-1][0] if self.events else 0
         if started is None:
-            self.instances[instance_id] = _Instance("running", floor, parent)
+            self.instances[instance_id] = _Instance("running", floor, parent, parent_step)
             return True
-        self.instances[instance_id] = _Instance("pending", floor, parent, deque([started]))
+        inbox = deque([started])
+        self.instances[instance_id] = _Instance("pending", floor, parent, parent_step, inbox)
         self.runnable.append(instance_id)
         return True
 
@@ -139,6 +148,20 @@ class MemoryStore:
 
     def waits(self, instance_id: str) -> dict[int, Wait]:
         return self.instances[instance_id].waits
+
+    def registered_steps(self, instance_id: str) -> list[int]:
+        """The steps of the instance's timers and waits and of its running children whose result
+        it waits for (``Storage.registered_steps``)."""
+        steps = {step for owner, step in self._timers if owner == instance_id}
+        steps |= set(self.instances[instance_id].waits)
+        steps |= {
+            child.parent_step
+            for child in self.instances.values()
+            if child.parent == instance_id
+            and child.parent_step is not None
+            and child.status not in TERMINAL
+        }
+        return sorted(steps)
 
     def subscriptions(self, instance_id: str) -> dict[str, str]:
         return {ch: sub[0] for ch, sub in self.instances[instance_id].subscriptions.items()}
@@ -175,7 +198,9 @@ class MemoryStore:
         for sub in step.subscriptions:
             self._subscribe(instance, sub)
         for child in step.children:
-            self.create(child.child_id, child.started, parent=instance_id)
+            self.create(
+                child.child_id, child.started, parent=instance_id, parent_step=child.parent_step
+            )
         for send in step.sends:
             self.publish(send, sender=instance_id, now=now)
         for wait in step.waits:

@@ -9,6 +9,15 @@ one generic workflow executes any plan. Each example records one history with
     error, outstanding commands);
 (b) resuming from any prefix (as after a crash) ends in the same history and result;
 (c) an activity recorded as completed is never issued again.
+
+Plans may hold patch points (``Patched``); the same plan also runs as the code from before the
+patch (no ``Patched``: the old path) and as the code that deprecated it (``DeprecatePatch``: the
+new path), and histories of one version must replay under the next:
+
+(d) a history from before the patch replays under it alike whole and piecewise, and on the old
+    path to the same result;
+(e) a history that took the patch replays after it is deprecated to the same result;
+(f) resuming any prefix of a history from before the patch under it finishes.
 """
 
 from __future__ import annotations
@@ -26,8 +35,10 @@ from replaykit import (
     All,
     AnyOf,
     Command,
+    DeprecatePatch,
     Interpreter,
     Now,
+    Patched,
     RetryPolicy,
     SideEffect,
     Sleep,
@@ -98,10 +109,42 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _patch_point(step: list[Any], version: str) -> Generator[Command, Any, bool]:
+    """A patch point whose new path may have one more step (``extra``)."""
+    _, patch_id, extra = step
+    if version == "old":
+        return False
+    if version == "patched":
+        taken = yield Patched(patch_id)
+    else:
+        yield DeprecatePatch(patch_id)
+        taken = True
+    if taken and extra:
+        yield Sleep(0.5)
+    return bool(taken)
+
+
 @workflow(name="prop_plan")
 def prop_plan(ctx: Any, plan: list[list[Any]]) -> Generator[Command, Any, list[Any]]:
+    return (yield from _run_plan(plan, "patched"))
+
+
+@workflow(name="prop_plan_old")
+def prop_plan_old(ctx: Any, plan: list[list[Any]]) -> Generator[Command, Any, list[Any]]:
+    return (yield from _run_plan(plan, "old"))
+
+
+@workflow(name="prop_plan_deprecated")
+def prop_plan_deprecated(ctx: Any, plan: list[list[Any]]) -> Generator[Command, Any, list[Any]]:
+    return (yield from _run_plan(plan, "deprecated"))
+
+
+def _run_plan(plan: list[list[Any]], version: str) -> Generator[Command, Any, list[Any]]:
     out: list[Any] = []
     for i, step in enumerate(plan):
+        if step[0] == "patch":
+            out.append((yield from _patch_point(step, version)))
+            continue
         catch = step[-1] if step[0] in ("act", "all", "any") else True
         try:
             value = yield _command(f"k{i}", step)
@@ -150,8 +193,11 @@ def plans(draw: st.DrawFn, resumable: bool = False) -> tuple[list[list[Any]], se
     plan: list[list[Any]] = []
     sent: set[str] = set()
     for i in range(draw(st.integers(min_value=0, max_value=8))):
-        kind = draw(st.sampled_from(["act", "act", "sleep", "wait", "all", "any", "now", "side"]))
-        if kind == "act":
+        kinds = ["act", "act", "sleep", "wait", "all", "any", "now", "side", "patch"]
+        kind = draw(st.sampled_from(kinds))
+        if kind == "patch":  # few ids: a later point of the same patch takes the first answer
+            plan.append(["patch", f"p{draw(st.integers(0, 2))}", draw(st.booleans())])
+        elif kind == "act":
             plan.append(["act", draw(fails), draw(st.booleans()), draw(st.booleans())])
         elif kind == "sleep":
             plan.append(["sleep", draw(seconds)])
@@ -195,15 +241,34 @@ def drive(run: TestRun, sent: set[str]) -> TestRun:
     return run
 
 
-def record(plan: list[list[Any]], sent: set[str]) -> TestRun:
+def record(plan: list[list[Any]], sent: set[str], wf: Any = prop_plan) -> TestRun:
     env = WorkflowEnvironment()
-    return drive(env.start(prop_plan, plan, instance_id="prop-1"), sent)
+    return drive(env.start(wf, plan, instance_id="prop-1"), sent)
 
 
 def _key(s: ScheduledCommand) -> tuple[Any, ...]:
     command = s.command
     seconds = getattr(command, "seconds", None)
     return (s.step, s.attempt, s.group, type(command).__name__, command.identity(), seconds)
+
+
+def _started_as(history: list[Event], wf: Any) -> list[Event]:
+    """``history`` as if ``wf`` (another version of the plan workflow) had started it."""
+    first = msgspec.structs.replace(history[0], workflow=wf.name)
+    return [first, *history[1:]]
+
+
+def _agree_on_every_prefix(wf: Any, history: list[Event]) -> Interpreter:
+    """Feed ``history`` one event at a time to ``wf`` and check it against a whole replay of
+    every prefix; return the live interpreter."""
+    live = Interpreter(wf, instance_id="prop-1")
+    for k, event in enumerate(history, start=1):
+        live.feed([event])
+        whole = Interpreter(wf, instance_id="prop-1")
+        decision = whole.feed(history[:k], replaying=True)
+        assert _state(whole) == _state(live), f"prefix {k} of {len(history)}"
+        assert sorted(_key(s) for s in decision.commands) == _state(whole)[3]
+    return live
 
 
 def _state(interp: Interpreter) -> tuple[Any, ...]:
@@ -243,14 +308,42 @@ def _per_step(history: list[Event]) -> dict[int, list[Event]]:
 def test_incremental_and_full_replay_agree_on_every_prefix(case: Any) -> None:
     plan, sent = case
     history = record(plan, sent).history
-    live = Interpreter(prop_plan, instance_id="prop-1")
-    for k, event in enumerate(history, start=1):
-        live.feed([event])
-        whole = Interpreter(prop_plan, instance_id="prop-1")
-        decision = whole.feed(history[:k], replaying=True)
-        assert _state(whole) == _state(live), f"prefix {k} of {len(history)}"
-        assert sorted(_key(s) for s in decision.commands) == _state(whole)[3]
-    assert live.finished
+    assert _agree_on_every_prefix(prop_plan, history).finished
+
+
+@SETTINGS
+@given(plans())
+def test_a_history_from_before_a_patch_replays_under_it_on_the_old_path(case: Any) -> None:
+    plan, sent = case
+    old = record(plan, sent, prop_plan_old)
+    live = _agree_on_every_prefix(prop_plan, _started_as(old.history, prop_plan))
+    while (marker := live.undecided_marker()) is not None:  # the old code ended right there
+        live.skip_marker(marker.step)
+    assert (live.status, live.result) == (old.decision.status, old.decision.result)
+
+
+@SETTINGS
+@given(plans())
+def test_a_history_that_took_a_patch_replays_alike_once_the_patch_is_deprecated(
+    case: Any,
+) -> None:
+    plan, sent = case
+    patched = record(plan, sent)
+    live = _agree_on_every_prefix(
+        prop_plan_deprecated, _started_as(patched.history, prop_plan_deprecated)
+    )
+    assert (live.status, live.result) == (patched.decision.status, patched.decision.result)
+
+
+@SETTINGS
+@given(plans(resumable=True), st.data())
+def test_resuming_any_prefix_of_a_history_from_before_a_patch_under_it_finishes(
+    case: Any, data: st.DataObject
+) -> None:
+    plan, sent = case
+    history = _started_as(record(plan, sent, prop_plan_old).history, prop_plan)
+    k = data.draw(st.integers(min_value=1, max_value=len(history)), label="cut")
+    assert drive(WorkflowEnvironment().resume(prop_plan, history[:k]), sent).finished
 
 
 @SETTINGS

@@ -626,6 +626,37 @@ def test_children_are_created_and_wake_their_parent(storage: Storage) -> None:
     assert storage.get_instance("parent").status == "pending"  # type: ignore[union-attr]
 
 
+def test_registered_steps_are_those_of_timers_waits_and_running_waited_children(
+    storage: Storage,
+) -> None:
+    running(storage, "parent")
+    assert storage.registered_steps("parent") == []
+
+    def child(instance_id: str, parent_step: int | None) -> ChildSpec:
+        event = WorkflowStarted(workflow="sub", instance_id=instance_id)
+        return ChildSpec(
+            instance_id=instance_id,
+            workflow="sub",
+            input=None,
+            started_event=encode_event(event),
+            parent_step=parent_step,
+        )
+
+    storage.commit(
+        step(
+            storage,
+            "parent",
+            timers=[timer(2, 50.0), timer(4, 60.0)],
+            waits=[WaitSpec(step=4, kind="event", key="go")],
+            children=[child("kid", 6), child("free", None), child("done", 7)],
+        )
+    )
+    assert storage.claim_instance("done", "w2", lease_seconds=LEASE, now=3.0)
+    storage.commit(step(storage, "done", owner="w2", status="completed"))
+    assert storage.registered_steps("parent") == [2, 4, 6]
+    assert storage.registered_steps("kid") == []
+
+
 def test_recur_archives_the_history_and_starts_the_next_run(storage: Storage) -> None:
     running(storage, "a", input={"n": 1})
     storage.commit(step(storage, "a", events=[encode_event(TimerFired(step=1))]))
