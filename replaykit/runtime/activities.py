@@ -75,7 +75,7 @@ class RuntimeActivityContext:
 
     @property
     def session(self) -> Any:
-        """The activity's database transaction (opened on first use where the adapter can)."""
+        """The activity's database transaction (begun on first use; see ``Storage.transaction``)."""
         return None if self._transaction is None else self._transaction.session
 
     def bind(self, transaction: Any) -> None:
