@@ -185,7 +185,8 @@ class SendTo(Command, frozen=True):
 class StartChild(Command, Generic[R], frozen=True):
     """Start workflow ``workflow`` as a child and (unless ``wait=False``) wait for its result.
 
-    The child's id is ``instance_id`` or, by default, ``"<parent id>/<step>"`` (deterministic).
+    The child's id is ``instance_id`` or, by default, ``"<parent id>/<step>"`` (deterministic;
+    ``"<parent id>@<run>/<step>"`` in the runs after a ``Recur``).
     Usually made with ``my_workflow.child(input)``.
     """
 

@@ -216,7 +216,7 @@ Plan = tuple[Effect, ...]
 class Planner:
     """Plans the effects of one instance's commands (see the module docstring)."""
 
-    __slots__ = ("instance_id", "registry", "stored", "values", "workflow")
+    __slots__ = ("instance_id", "registry", "run", "stored", "values", "workflow")
 
     def __init__(
         self,
@@ -225,12 +225,24 @@ class Planner:
         registry: Registry,
         values: Values,
         stored: Stored | None = None,
+        *,
+        run: int = 1,
     ) -> None:
         self.workflow = workflow
         self.instance_id = instance_id
         self.registry = registry
         self.values = values
         self.stored: Stored = stored or NothingStored()
+        #: the run being planned (1, then one more after each ``Recur``)
+        self.run = run
+
+    def child_id(self, step: int) -> str:
+        """The default id of the child started at ``step``: ``"<parent>/<step>"`` in run 1 and
+        ``"<parent>@<run>/<step>"`` in later runs (a run that recurred starts its steps at 1
+        again, so the run keeps its children's ids apart from those of earlier runs)."""
+        if self.run == 1:
+            return f"{self.instance_id}/{step}"
+        return f"{self.instance_id}@{self.run}/{step}"
 
     def plan(self, scheduled: ScheduledCommand, now: float) -> Plan:
         """The effects of executing ``scheduled`` at ``now``, in the order to apply them."""
@@ -244,13 +256,12 @@ class Planner:
         ending: Ending,
         now: float,
         *,
-        run: int = 1,
         parent_id: str | None = None,
         parent_step: int | None = None,
     ) -> Finish:
-        """The end of run ``run``: what the parent waiting at ``parent_step`` is told, or the next
+        """The end of the run: what the parent waiting at ``parent_step`` is told, or the next
         run's first event when the workflow recurred."""
-        status = ending.status
+        status, run = ending.status, self.run
         if status == "continued":
             next_run = WorkflowStarted(
                 workflow=self.workflow,
@@ -372,7 +383,7 @@ def _subscription(p: Planner, sc: ScheduledCommand, now: float) -> Plan:
 def _start_child(p: Planner, sc: ScheduledCommand, now: float) -> Plan:
     c = cast("StartChild[Any]", sc.command)
     step = sc.step
-    child_id = c.instance_id or f"{p.instance_id}/{step}"
+    child_id = c.instance_id or p.child_id(step)
     try:
         child = p.registry.workflow(c.workflow)
         raw_input = child.encode_input(c.input) if child.takes_input else None

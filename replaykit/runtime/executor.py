@@ -107,7 +107,12 @@ class InstanceExecutor:
             error_resolver=host.resolve_error,
         )
         self.planner = Planner(
-            self.workflow.name, self.instance_id, host.registry, SYSTEM_VALUES, stored=self
+            self.workflow.name,
+            self.instance_id,
+            host.registry,
+            SYSTEM_VALUES,
+            stored=self,
+            run=record.run,
         )
         self._started = started
         self._preloaded = preloaded
@@ -385,7 +390,6 @@ class InstanceExecutor:
             finish = self.planner.finish(
                 self.interp,
                 now,
-                run=record.run,
                 parent_id=record.parent_id,
                 parent_step=record.parent_step,
             )

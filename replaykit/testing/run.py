@@ -85,7 +85,6 @@ class TestRun:
         self.instance_id = instance_id
         self.parent_id = parent_id
         self.parent_step = parent_step
-        self.run_number = 1
         self.history: list[Event] = []
         self.archived: list[list[Event]] = []  # histories of earlier runs (ended with Recur)
         self.interpreter = Interpreter(wf, instance_id=instance_id, registry=env.registry)
@@ -98,6 +97,15 @@ class TestRun:
         self.step = MemoryStep()
 
     # -- status -----------------------------------------------------------------------------
+
+    @property
+    def run_number(self) -> int:
+        """The current run (1, then one more after each ``Recur``)."""
+        return self.planner.run
+
+    @run_number.setter
+    def run_number(self, run: int) -> None:
+        self.planner.run = run
 
     @property
     def status(self) -> str:
@@ -186,7 +194,6 @@ class TestRun:
         return self.planner.finish(
             self.interpreter,
             now,
-            run=self.run_number,
             parent_id=self.parent_id,
             parent_step=self.parent_step,
         )

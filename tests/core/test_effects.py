@@ -172,6 +172,17 @@ def test_a_child_is_created_with_its_first_event() -> None:
     assert plan(StartChild(workflow="fx_child", input=4)) == (create,)
 
 
+def test_a_default_child_id_names_the_run_after_a_recur() -> None:
+    """Run 1 keeps ``<parent>/<step>`` (existing histories); a later run, whose steps start at 1
+    again, gets ``<parent>@<run>/<step>`` so its children never collide with run 1's."""
+    assert PLANNER.child_id(3) == "p-1/3"
+    planner = Planner("fx_parent", "p-1", REGISTRY, FixedValues(), run=2)
+    child = StartChild(workflow="fx_child", input=4)
+    (create,) = planner.plan(ScheduledCommand(step=3, command=child), NOW)
+    assert isinstance(create, CreateChild) and create.child_id == "p-1@2/3"
+    assert create.started.instance_id == "p-1@2/3"
+
+
 def test_a_child_started_without_waiting_records_its_id() -> None:
     (create, record) = plan(StartChild(workflow="fx_child", input=4, instance_id="c", wait=False))
     assert isinstance(create, CreateChild) and create.parent_step is None
@@ -216,7 +227,8 @@ def test_finish_tells_a_waiting_parent() -> None:
 
 
 def test_finish_after_recur_starts_the_next_run() -> None:
-    finish = PLANNER.finish(Decision(status="continued", recur_input=7), NOW, run=2, parent_id="q")
+    planner = Planner("fx_parent", "p-1", REGISTRY, FixedValues(), run=2)
+    finish = planner.finish(Decision(status="continued", recur_input=7), NOW, parent_id="q")
     assert finish.next_run == WorkflowStarted(
         workflow="fx_parent",
         instance_id="p-1",
