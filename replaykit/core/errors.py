@@ -94,10 +94,16 @@ class TerminalError(ReplayKitError):
 
 
 class WorkflowCancelled(ReplayKitError):
-    """Thrown into a workflow at its current ``yield`` when the instance is cancelled."""
+    """Thrown into a workflow at its current ``yield`` when the instance is cancelled.
 
-    def __init__(self, message: str = "workflow was cancelled", *, reason: str = "") -> None:
-        super().__init__(message)
+    ``reason`` is the one given to ``cancel()``; it is also the message (and so the ``message``
+    of ``status().error``) unless an explicit message is given.
+    """
+
+    DEFAULT_MESSAGE = "workflow was cancelled"
+
+    def __init__(self, message: str | None = None, *, reason: str = "") -> None:
+        super().__init__(message or reason or self.DEFAULT_MESSAGE)
         self.reason = reason
 
 

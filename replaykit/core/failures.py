@@ -8,7 +8,7 @@ import traceback as _traceback
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ActivityError
+from .errors import ActivityError, WorkflowCancelled
 from .history import ErrorInfo
 
 ErrorResolver = Callable[[str], type[BaseException] | None]
@@ -50,4 +50,11 @@ def raise_as(
     return err
 
 
-__all__ = ["ErrorResolver", "error_info", "raise_as"]
+def cancelled(instance_id: str, info: ErrorInfo | None) -> WorkflowCancelled:
+    """What ``result()`` raises for a cancelled instance: ``reason`` is the one given to cancel."""
+    message = info.message if info is not None else WorkflowCancelled.DEFAULT_MESSAGE
+    reason = "" if message == WorkflowCancelled.DEFAULT_MESSAGE else message
+    return WorkflowCancelled(f"instance {instance_id!r} was cancelled: {message}", reason=reason)
+
+
+__all__ = ["ErrorResolver", "cancelled", "error_info", "raise_as"]

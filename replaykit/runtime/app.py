@@ -22,11 +22,11 @@ from ..core.definitions import Activity, Registry, Workflow, default_registry
 from ..core.errors import (
     InvalidInput,
     ReplayKitError,
-    WorkflowCancelled,
     WorkflowFailed,
     WorkflowNotFound,
 )
-from ..core.history import HistoryEvent, WorkflowStarted, decode_event, encode_event
+from ..core.failures import cancelled
+from ..core.history import ErrorInfo, HistoryEvent, WorkflowStarted, decode_event, encode_event
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
 from .clock import Clock, SystemClock
 from .hooks import HookDispatcher, LoggingHooks
@@ -299,9 +299,7 @@ class App:
         type_name = str(error.get("type", "")) if isinstance(error, dict) else ""
         message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
         if record.status == "cancelled":
-            raise WorkflowCancelled(
-                f"instance {record.instance_id!r} was cancelled: {message}", reason=message
-            )
+            raise cancelled(record.instance_id, ErrorInfo(type=type_name, message=message))
         raise WorkflowFailed(
             f"instance {record.instance_id!r} failed: {type_name}: {message}",
             instance_id=record.instance_id,

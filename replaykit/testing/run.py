@@ -11,6 +11,7 @@ from ..core.decisions import Decision, ScheduledCommand
 from ..core.definitions import Registry, Workflow
 from ..core.effects import Finish, Planner, Values
 from ..core.errors import ReplayKitError, WorkflowFailed
+from ..core.failures import cancelled
 from ..core.history import Event
 from ..core.interpreter import Interpreter
 from .clock import VirtualClock
@@ -156,6 +157,8 @@ class TestRun:
         if d.status == "continued":
             return d.recur_input
         err = d.error
+        if d.status == "cancelled":  # as App.result()
+            raise cancelled(self.instance_id, err)
         raise WorkflowFailed(
             f"instance {self.instance_id!r} {d.status}: "
             f"{err.type if err else ''}: {err.message if err else ''}",

@@ -28,6 +28,7 @@ from replaykit import (
     Subscribe,
     Uuid,
     WaitEvent,
+    WorkflowCancelled,
     WorkflowFailed,
     activity,
     register_error,
@@ -355,7 +356,22 @@ def test_cancel_runs_compensations_in_reverse_order() -> None:
     run.cancel("customer")
     assert run.status == "cancelled"
     assert undone == ["hotel", "flight"]
-    assert run.decision.error is not None and run.decision.error.message == "workflow was cancelled"
+    assert run.decision.error is not None and run.decision.error.message == "customer"
+    with pytest.raises(WorkflowCancelled) as info:
+        run.result()
+    assert info.value.reason == "customer"
+
+
+def test_cancel_without_a_reason_keeps_the_default_message_and_an_empty_reason() -> None:
+    @workflow(name="te_waits_forever")
+    def waits(ctx: Any) -> Generator[Command, Any, None]:
+        yield WaitEvent("never")
+
+    run = WorkflowEnvironment().start(waits)
+    run.cancel()
+    with pytest.raises(WorkflowCancelled) as info:
+        run.result()
+    assert info.value.reason == "" and "workflow was cancelled" in str(info.value)
 
 
 @workflow(name="te_child")

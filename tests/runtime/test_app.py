@@ -255,9 +255,11 @@ def test_cancel_of_a_waiting_instance_runs_compensations(make_app: Callable[...,
         handle = app.start_workflow(reserve_then_wait)
         _wait_status(app, handle.instance_id, "waiting")
         handle.cancel("customer asked")
-        with pytest.raises(WorkflowCancelled):
+        with pytest.raises(WorkflowCancelled) as info:
             handle.result(timeout=20)
-        assert app.status(handle.instance_id).status == "cancelled"
+        assert info.value.reason == "customer asked"
+        record = app.status(handle.instance_id)
+        assert record.status == "cancelled" and record.error["message"] == "customer asked"
     assert CALLS == ["reserve:x", "unreserve:x:r-x"]
 
 
