@@ -82,6 +82,11 @@ class ActivityError(ReplayKitError):
         self.traceback = traceback
 
     def __str__(self) -> str:
+        # An error rebuilt as (a subclass of) the original class already shows that class's name
+        # in a traceback: its text is the message alone, so the type is not printed twice.
+        cls = type(self)
+        if f"{cls.__module__}.{cls.__qualname__}" == self.type_name:
+            return self.message
         return f"{self.type_name}: {self.message}"
 
 

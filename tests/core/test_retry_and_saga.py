@@ -29,7 +29,7 @@ from replaykit.core.history import (
     RetryTimerFired,
     WorkflowStarted,
 )
-from replaykit.testing import WorkflowEnvironment
+from replaykit.testing import WorkflowEnvironment, raise_as
 
 ID = "rs-1"
 OS_ERROR = ErrorInfo(type="builtins.OSError", message="network down")
@@ -163,6 +163,29 @@ def test_terminal_error_from_an_activity_stops_retrying_in_the_environment() -> 
     run = env.start(rs_once)
     assert run.result() == "gave up after 1 attempts: card blocked"
     assert len(run.activity_calls) == 1
+
+
+def test_the_stored_traceback_names_the_error_type_once() -> None:
+    @workflow(name="rs_pay")
+    def pay(ctx: Any) -> Generator[Command, Any, None]:
+        yield rs_flaky(1)
+
+    def decline(ctx: Any, x: int) -> int:
+        raise TerminalError("card declined")
+
+    run = WorkflowEnvironment(activities={"rs_flaky": decline}).start(pay)
+    error = run.decision.error
+    assert error is not None and error.message == "card declined"
+    last_line = error.traceback.strip().splitlines()[-1]
+    assert last_line == "replaykit.core.errors.TerminalError: card declined"
+
+
+def test_a_rebuilt_error_reads_as_its_message_and_a_plain_activity_error_names_the_type() -> None:
+    declined = ErrorInfo(type="replaykit.core.errors.TerminalError", message="card declined")
+    rebuilt = raise_as(ActivityError, declined, lambda name: TerminalError)
+    assert isinstance(rebuilt, TerminalError) and str(rebuilt) == "card declined"
+    unknown = ErrorInfo(type="shop.Gone", message="no such shop")
+    assert str(raise_as(ActivityError, unknown, lambda name: None)) == "shop.Gone: no such shop"
 
 
 # -- saga -----------------------------------------------------------------------------------------
