@@ -1,6 +1,6 @@
 """CloudEvents into workflows, mounted in a FastAPI app (docs/integrations/cloudevents.md).
 
-python docs/examples/fastapi_app.py            # serves on http://127.0.0.1:8000/events/
+python docs/examples/fastapi_app.py            # serves on http://127.0.0.1:8000/events (and /events/)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import msgspec
 from fastapi import FastAPI
 
 from replaykit import WaitEvent, workflow
+from replaykit.integrations.http import cloudevents_routes
 from replaykit.runtime.app import App
 
 
@@ -45,7 +46,8 @@ def build(database: str) -> tuple[App, FastAPI]:
     async def health() -> dict[str, bool]:
         return {"ok": True}
 
-    web.mount("/events", app.asgi())  # the CloudEvents endpoint, under any path
+    # the CloudEvents endpoint, under any path: POST /events and /events/ both work
+    web.router.routes.extend(cloudevents_routes(app, "/events"))
     return app, web
 
 

@@ -1,8 +1,9 @@
 """CloudEvents intake: an ASGI app (Starlette) that stores CloudEvents as replaykit events.
 
->>> api = cloudevents_app(app)                     # POST / ; mount it anywhere:
->>> starlette_app.mount("/events", api)            # or FastAPI's app.mount(...)
->>> uvicorn.run(api, port=8080)                    # or serve it on its own
+>>> api = cloudevents_app(app)                     # POST / ; serve it on its own
+>>> uvicorn.run(api, port=8080)
+>>> web.router.routes.extend(cloudevents_routes(app, "/events"))  # or in a Starlette/FastAPI app:
+>>>                                                # POST /events and /events/
 
 Accepts CloudEvents 1.0 in *structured* mode (``Content-Type: application/cloudevents+json``),
 *binary* mode (``ce-*`` headers, the body is the data) and *batch* mode
@@ -261,8 +262,26 @@ def cloudevents_app(
     Mount it under any prefix (``Mount("/events", cloudevents_app(app))``) or serve it with
     uvicorn. ``handlers`` add to those registered with ``App.on_event``.
     """
+    return Starlette(routes=cloudevents_routes(app, path, max_body=max_body, handlers=handlers))
+
+
+def cloudevents_routes(
+    app: App,
+    path: str = "/events",
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    handlers: Iterable[StartOn] = (),
+) -> list[Route]:
+    """The intake as routes answering POST at ``path`` both with and without a trailing slash.
+
+    Add them to any Starlette or FastAPI app: ``Starlette(routes=[*cloudevents_routes(app)])``,
+    ``web.router.routes.extend(cloudevents_routes(app))``. (A ``Mount("/events", ...)`` answers
+    only ``/events/``: Starlette redirects ``POST /events`` there with a 307.)
+    """
     intake = _Intake(app, max_body, handlers)
-    return Starlette(routes=[Route(path, intake.handle, methods=["POST"])])
+    bare = "/" + path.strip("/")
+    paths = [bare] if bare == "/" else [bare, bare + "/"]
+    return [Route(p, intake.handle, methods=["POST"]) for p in paths]
 
 
 provide_intake(cloudevents_app)  # what App.asgi() builds
@@ -277,6 +296,7 @@ __all__ = [
     "StartOn",
     "TooLarge",
     "cloudevents_app",
+    "cloudevents_routes",
     "deliver",
     "parse_events",
 ]

@@ -41,7 +41,7 @@ async def test_fastapi_app_example(sqlite_url: str) -> None:
         transport = httpx.ASGITransport(app=web)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             assert (await c.get("/health")).json() == {"ok": True}
-            assert (await c.post("/events/", json=placed, headers=headers)).status_code == 202
+            assert (await c.post("/events", json=placed, headers=headers)).status_code == 202
             assert (await c.post("/events/", json=placed, headers=headers)).status_code == 202
             assert (await c.post("/events/", json=paid, headers=headers)).status_code == 202
         assert await app.result_async("order-o1", timeout=10) == "order o1 paid"

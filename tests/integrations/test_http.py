@@ -315,6 +315,20 @@ async def test_mounted_under_a_prefix(app: App) -> None:
     assert r.status_code == 202
 
 
+async def test_routes_in_a_fastapi_app_answer_with_and_without_a_trailing_slash(app: App) -> None:
+    from fastapi import FastAPI
+
+    from replaykit.integrations.http import cloudevents_routes
+
+    web = FastAPI()
+    web.router.routes.extend(cloudevents_routes(app, "/events"))
+    transport = httpx.ASGITransport(app=web)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        for n, path in enumerate(["/events", "/events/"]):
+            r = await c.post(path, content=structured(id=f"slash-{n}"), headers=CE_JSON)
+            assert r.status_code == 202, (path, r.status_code)
+
+
 def test_event_data_keeps_subject_time_and_extensions(app: App) -> None:
     from replaykit.integrations.http import parse_events
 

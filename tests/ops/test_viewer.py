@@ -141,6 +141,20 @@ def test_combined_app_mounts_the_viewer(populated: tuple[App, dict[str, str]]) -
         assert c.get("/instances/ord-done").status_code == 200
 
 
+def test_combined_app_takes_events_at_events_with_and_without_a_slash(
+    populated: tuple[App, dict[str, str]],
+) -> None:
+    app, _ = populated
+    asgi, parts = combined_app(app)
+    assert "CloudEvents intake at POST /events (and /events/)" in parts
+    headers = {"content-type": "application/cloudevents+json"}
+    with TestClient(asgi) as c:
+        for n, path in enumerate(["/events", "/events/"]):
+            event = {"specversion": "1.0", "type": "ops.noise", "source": "t", "id": f"s{n}"}
+            posted = c.post(path, json=event, headers=headers, follow_redirects=False)
+            assert posted.status_code == 202, (path, posted.status_code, posted.text)
+
+
 def _bulk_rows(n: int) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     from replaykit.core.history import WorkflowStarted, encode_event
 

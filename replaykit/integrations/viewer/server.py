@@ -197,12 +197,12 @@ def combined_app(app: App, *, allow_actions: bool = False) -> tuple[Starlette, l
     routes: list[BaseRoute] = []
     parts: list[str] = []
     try:
-        from ..http import cloudevents_app
+        from ..http import cloudevents_routes
     except ImportError:  # the http integration is not installed
         pass
     else:
-        routes.append(Route("/events", cloudevents_app(app, path="/events"), methods=["POST"]))
-        parts.append("CloudEvents intake at POST /events")
+        routes.extend(cloudevents_routes(app, "/events"))
+        parts.append("CloudEvents intake at POST /events (and /events/)")
     routes.append(Mount("/", app=build_viewer(app, allow_actions=allow_actions)))
     parts.append("viewer at /")
     return Starlette(routes=routes), parts
