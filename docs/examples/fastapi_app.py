@@ -1,6 +1,6 @@
 """CloudEvents into workflows, mounted in a FastAPI app (docs/integrations/cloudevents.md).
 
-python docs/examples/fastapi_app.py            # serves on http://127.0.0.1:8000/events (and /events/)
+python docs/examples/fastapi_app.py     # serves http://127.0.0.1:8000/events (and /events/)
 """
 
 from __future__ import annotations
