@@ -47,6 +47,7 @@ from .core.definitions import (
 from .core.errors import (
     ActivityError,
     ChildWorkflowError,
+    DuplicateQueueKey,
     EventTimeout,
     InvalidCommand,
     InvalidInput,
@@ -55,6 +56,7 @@ from .core.errors import (
     ReplayKitError,
     StorageError,
     TerminalError,
+    UnknownQueue,
     UnknownWorkflow,
     WorkflowCancelled,
     WorkflowFailed,
@@ -62,6 +64,7 @@ from .core.errors import (
 )
 from .core.history import ErrorInfo, EventData, Message
 from .core.interpreter import Interpreter
+from .core.queues import QueueSpec
 from .core.retry import RetryPolicy
 from .runtime.app import App, WorkflowHandle
 
@@ -82,6 +85,7 @@ __all__ = [
     "Command",
     "Decision",
     "DeprecatePatch",
+    "DuplicateQueueKey",
     "ErrorInfo",
     "EventData",
     "EventTimeout",
@@ -94,6 +98,7 @@ __all__ = [
     "Now",
     "Patched",
     "Publish",
+    "QueueSpec",
     "Random",
     "Receive",
     "Recur",
@@ -109,6 +114,7 @@ __all__ = [
     "StorageError",
     "Subscribe",
     "TerminalError",
+    "UnknownQueue",
     "UnknownWorkflow",
     "Unsubscribe",
     "Uuid",

@@ -6,6 +6,8 @@ postgres, mysql) and are checked by one contract suite in ``tests/storage``.
 
 Vocabulary of statuses (``InstanceRecord.status``):
 
+* ``queued``    started on a queue and not admitted yet: no worker can claim it until an
+                admission step (:meth:`Storage.admit`) makes it ``pending``
 * ``pending``   runnable, no worker holds it (new, or woken by a timer/event/message/child/cancel)
 * ``running``   a worker holds it under a lease (``lease_owner``, ``lease_expires_at``)
 * ``waiting``   parked on timers, event waits or message waits; holds no worker
@@ -34,7 +36,11 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-InstanceStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
+from .core.queues import QueueSpec, QueueStats
+
+InstanceStatus = Literal[
+    "queued", "pending", "running", "waiting", "completed", "failed", "cancelled"
+]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -56,6 +62,18 @@ class InstanceRecord(msgspec.Struct, kw_only=True):
     created_at: float = 0.0
     updated_at: float = 0.0
     history_len: int = 0
+    queue: str | None = None  # the queue it was started on
+    priority: int = 0  # on its queue: higher is admitted first
+    dedup_key: str | None = None  # unique among the queue's unfinished instances
+    admitted_at: float | None = None  # when its queue admitted it (its start)
+
+
+class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one admission step did: the ids it made ``pending``, and the earliest time a
+    rate limit lets a queue with instances still queued admit again (None: no such wait)."""
+
+    admitted: list[str] = []
+    retry_at: float | None = None
 
 
 class InboxItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -368,6 +386,36 @@ class Storage(Protocol):
     ) -> None:
         """Mark delivered, or record the error and when to try again (None: give up, ``failed``)."""
 
+    # -- queues -------------------------------------------------------------------------------
+    def declare_queue(self, spec: QueueSpec, *, now: float) -> None:
+        """Create the queue or replace its limits (the last declaration wins)."""
+
+    def enqueue(self, record: InstanceRecord, started_event: bytes) -> tuple[InstanceRecord, bool]:
+        """``create_instance`` for a ``queued`` record (``record.queue`` set, declared, else
+        UnknownQueue). With ``record.dedup_key``, raises DuplicateQueueKey, storing nothing,
+        when an unfinished instance of the queue has that key (checked under the queue's lock).
+        Returns (the stored record, created?); an existing id is returned unchanged."""
+
+    def admit(
+        self,
+        owner: str,
+        *,
+        queues: Sequence[str],
+        limit: int,
+        now: float,
+        workflows: Sequence[str] | None = None,
+    ) -> AdmitResult:
+        """The admission step (see ``replaykit.core.queues``): for each of ``queues``, under its
+        lock, count its running instances, those ``owner`` admitted and its recent starts, and
+        make up to what :func:`~replaykit.core.queues.admission` allows of its ``queued``
+        instances ``pending`` (highest priority first, then oldest), recording ``admitted_at``
+        and ``owner``; at most ``limit`` in all. With ``workflows``, only instances of those.
+        """
+
+    def queue_stats(self) -> list[QueueStats]:
+        """Every declared queue with its queued and running counts, by name."""
+
     # -- operations ---------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """Counts by status and the oldest waiting instance (for operators)."""
+        """Counts by status and the oldest waiting instance (for operators); ``queues``: for
+        each declared queue, ``queued`` and ``running`` counts and its limits."""

@@ -36,8 +36,10 @@ import msgspec
 
 from replaykit.core.errors import StorageError, WorkflowNotFound
 from replaykit.core.history import CancelRequested, encode_event
+from replaykit.core.queues import QueueSpec, QueueStats
 from replaykit.storage import (
     TERMINAL_STATUSES,
+    AdmitResult,
     CommitResult,
     InboxItem,
     InstanceRecord,
@@ -47,7 +49,7 @@ from replaykit.storage import (
     StoredEvent,
 )
 
-from . import sql_commit, sql_delivery, sql_steps
+from . import sql_commit, sql_delivery, sql_queues, sql_steps
 from .group_commit import GroupCommit
 from .migrations import load_migrations, split_statements
 from .sql_steps import Begun, SqlTx, dump_json, load_json, placeholders
@@ -57,7 +59,8 @@ T = TypeVar("T")
 
 INSTANCE_COLUMNS = (
     "instance_id, workflow, status, input, output, error, run, continued_from, parent_id, "
-    "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len"
+    "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len, queue, "
+    "priority, dedup_key, admitted_at"
 )
 CLAIMABLE = "(status = 'pending' OR (status = 'running' AND lease_expires_at < ?))"
 CLAIM_ASSIGN = "status = 'running', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
@@ -69,7 +72,7 @@ def instance_from_row(row: dict[str, Any]) -> InstanceRecord:
     fields = dict(row)
     for name in ("input", "output", "error"):
         fields[name] = load_json(fields[name])
-    for name in ("created_at", "updated_at", "lease_expires_at"):
+    for name in ("created_at", "updated_at", "lease_expires_at", "admitted_at"):
         if fields[name] is not None:
             fields[name] = float(fields[name])
     return InstanceRecord(**fields)
@@ -436,6 +439,10 @@ class SqlStorage:
                 return record
             event = encode_event(CancelRequested(reason=reason, at=now))
             sql_steps.deliver_to_inbox(tx, instance_id, event, now)
+            if record.status == "queued":  # not admitted yet: it leaves its queue to end now
+                tx.exec(
+                    "UPDATE rk_instances SET status = 'pending' WHERE instance_id = ?", instance_id
+                )
             found = self._get(tx, instance_id)
             assert found is not None
             return found
@@ -503,6 +510,48 @@ class SqlStorage:
 
         self._run(work)
 
+    # -- queues -----------------------------------------------------------------------------
+    def declare_queue(self, spec: QueueSpec, *, now: float) -> None:
+        self._run(lambda tx: sql_queues.declare(tx, spec, now))
+
+    def enqueue(self, record: InstanceRecord, started_event: bytes) -> tuple[InstanceRecord, bool]:
+        def work(tx: SqlTx) -> tuple[InstanceRecord, bool]:
+            if sql_queues.enqueue(tx, record, started_event):
+                return msgspec.structs.replace(record, history_len=1), True
+            stored = self._get(tx, record.instance_id)
+            assert stored is not None
+            return stored, False
+
+        return self._run(work)
+
+    def admit(
+        self,
+        owner: str,
+        *,
+        queues: Sequence[str],
+        limit: int,
+        now: float,
+        workflows: Sequence[str] | None = None,
+    ) -> AdmitResult:
+        if not queues or limit <= 0 or (workflows is not None and not workflows):
+            return AdmitResult()
+        names = self._read(lambda tx: sql_queues.queues_with_work(tx, queues, workflows))
+        admitted: list[str] = []
+        retry: list[float] = []
+        for name in names:  # one transaction per queue: each holds its queue's lock briefly
+            left = limit - len(admitted)
+            ids, retry_at = self._run(
+                lambda tx, name=name, left=left: sql_queues.admit(
+                    tx, name, owner, limit=left, now=now, workflows=workflows
+                )
+            )
+            admitted += ids
+            retry += [retry_at] if retry_at is not None else []
+        return AdmitResult(admitted=admitted, retry_at=min(retry, default=None))
+
+    def queue_stats(self) -> list[QueueStats]:
+        return self._read(sql_queues.queue_stats)
+
     # -- operations -------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         def work(tx: SqlTx) -> dict[str, Any]:
@@ -522,6 +571,10 @@ class SqlStorage:
                 "lease_owners": {row["lease_owner"]: int(row["n"]) for row in owners},
                 "timers": int(timers["n"]) if timers else 0,
                 "outbox_pending": int(outbox["n"]) if outbox else 0,
+                "queues": {
+                    q.spec.name: {"queued": q.queued, "running": q.running, **q.spec.limits()}
+                    for q in sql_queues.queue_stats(tx)
+                },
             }
 
         return self._read(work)

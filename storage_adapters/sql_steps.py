@@ -255,8 +255,8 @@ def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> 
     inserted = tx.run(
         "INSERT INTO rk_instances (instance_id, workflow, status, input, output, error, run, "
         "continued_from, parent_id, parent_step, lease_owner, lease_expires_at, created_at, "
-        "updated_at, history_len, event_floor) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, "
+        "updated_at, queue, priority, dedup_key, history_len, event_floor) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, "
         "(SELECT COALESCE(MAX(id), 0) FROM rk_events))"  # the event floor, in the same statement
         + tx.ignore_duplicate("(instance_id)", "instance_id"),
         record.instance_id,
@@ -273,10 +273,13 @@ def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> 
         record.lease_expires_at,
         record.created_at,
         record.updated_at,
+        record.queue,
+        record.priority,
+        record.dedup_key,
     )
     if not inserted:
         return False
     append_history(tx, record.instance_id, 0, [started_event])
-    if record.status == "pending":
+    if record.status in ("pending", "queued"):  # queued: workers admit it
         tx.notify("runnable")
     return True

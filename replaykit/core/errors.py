@@ -13,6 +13,8 @@ matching standard-library error too, so ``except TimeoutError`` keeps working::
     ├── WorkflowFailed             result() of an instance that failed
     ├── WorkflowNotFound           (also LookupError) no instance with that id
     ├── UnknownWorkflow            (also LookupError) no workflow registered under that name
+    ├── UnknownQueue               (also LookupError) no queue declared under that name
+    ├── DuplicateQueueKey          an unfinished instance of the queue has that dedup key
     ├── InvalidInput               (also ValueError) input/result that cannot be encoded or decoded
     ├── InvalidCommand             (also TypeError) a workflow yielded a non-command
     ├── StorageError               the database failed or holds something unreadable
@@ -139,6 +141,23 @@ class WorkflowNotFound(ReplayKitError, LookupError):
 
 class UnknownWorkflow(ReplayKitError, LookupError):
     """No workflow (or activity) is registered under the given name."""
+
+
+class UnknownQueue(ReplayKitError, LookupError):
+    """No queue is declared under the given name (declare it with ``App.queue``)."""
+
+
+class DuplicateQueueKey(ReplayKitError):
+    """An instance was enqueued with a deduplication key that an unfinished (queued, pending,
+    running or waiting) instance of the same queue already has; nothing was stored.
+
+    ``instance_id`` is that existing instance, ``queue`` and ``key`` the queue and the key."""
+
+    def __init__(self, message: str, *, queue: str, key: str, instance_id: str) -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.key = key
+        self.instance_id = instance_id
 
 
 class InvalidInput(ReplayKitError, ValueError):

@@ -27,6 +27,7 @@ from ..core.errors import (
 )
 from ..core.failures import cancelled
 from ..core.history import ErrorInfo, HistoryEvent, WorkflowStarted, decode_event, encode_event
+from ..core.queues import QueueSpec, QueueStats, queue_spec
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
 from .clock import Clock, SystemClock
 from .hooks import HookDispatcher, LoggingHooks
@@ -123,6 +124,9 @@ class App:
         self.worker: Worker | None = None
         self.relay: OutboxRelay | None = None
         self.started = False
+        #: queues declared with :meth:`queue`; this app's workers admit their instances
+        self.queues: dict[str, QueueSpec] = {}
+        self._declared: set[str] = set()
 
     # ------------------------------------------------------------------ storage & lifecycle
 
@@ -152,6 +156,7 @@ class App:
         if self.started:
             return self
         storage = self.storage
+        self._declare_queues()
         if self.run_workers:
             self.worker = Worker(
                 storage=storage,
@@ -164,6 +169,7 @@ class App:
                 owner=f"{self.owner}-{uuid.uuid4().hex[:6]}",
                 on_finished=self._on_finished,
             )
+            self.worker.queues = sorted(self.queues)
             self.worker.start()
         if self.outbox_delivery is not None:
             self.relay = OutboxRelay(
@@ -193,6 +199,7 @@ class App:
             if self._storage is not None and self._owns_storage:
                 self._storage.close()
                 self._storage = None
+                self._declared.clear()
 
     def __enter__(self) -> App:
         return self.start()
@@ -208,18 +215,95 @@ class App:
 
     # ------------------------------------------------------------------ client operations
 
-    def start_workflow(
+    # ------------------------------------------------------------------ queues
+
+    def queue(
         self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        per_worker: int | None = None,
+        rate: tuple[int, float] | None = None,
+    ) -> QueueSpec:
+        """Declare a named queue (see docs/queues.md); this app's workers admit its instances.
+
+        ``concurrency``: at most this many of its instances run at once across every worker
+        and machine (running = admitted and not finished, also while it sleeps or waits);
+        ``per_worker``: at most this many unfinished ones admitted by one worker;
+        ``rate=(n, seconds)``: at most ``n`` starts in any ``seconds``. The limits are stored
+        in the database (the last declaration wins) and enforced there. Raises InvalidInput.
+        """
+        spec = queue_spec(name, concurrency=concurrency, per_worker=per_worker, rate=rate)
+        with self._lock:
+            self.queues[name] = spec
+            self._declared.discard(name)
+        if self.started:
+            self._declare_queues()
+            if self.worker is not None:
+                self.worker.queues = sorted(self.queues)
+        return spec
+
+    def enqueue(
+        self,
+        queue: str | QueueSpec,
         workflow: Workflow[Any, R] | str,
         input: Any = None,
         *,
         instance_id: str | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
     ) -> WorkflowHandle[R]:
-        """Start an instance; with a caller-chosen ``instance_id`` starting twice is idempotent.
+        """Start an instance on ``queue``: it is stored ``queued`` and runs when the queue's
+        limits admit it (higher ``priority`` first, then in order of enqueueing).
 
-        Raises UnknownWorkflow for an unregistered name and InvalidInput when ``input`` does not
-        encode to the workflow's input type (nothing is stored then).
-        """
+        With ``dedup_key``, raises DuplicateQueueKey (storing nothing) while an unfinished
+        instance of the queue has the same key. Raises UnknownQueue for a queue nobody has
+        declared, and what :meth:`start_workflow` raises. The same ``instance_id`` twice is
+        idempotent (the first instance's handle)."""
+        name = queue.name if isinstance(queue, QueueSpec) else queue
+        if isinstance(queue, QueueSpec) and name not in self.queues:
+            self.queues[name] = queue
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidInput(f"priority must be an int, not {priority!r}")
+        if dedup_key is not None and (not isinstance(dedup_key, str) or len(dedup_key) > 200):
+            raise InvalidInput("dedup_key must be a string of at most 200 characters")
+        wf, instance_id, started = self._started(workflow, input, instance_id)
+        self._declare_queues()
+        record = InstanceRecord(
+            instance_id=instance_id,
+            workflow=wf.name,
+            status="queued",
+            input=started.input,
+            created_at=started.at,
+            updated_at=started.at,
+            history_len=1,
+            queue=name,
+            priority=priority,
+            dedup_key=dedup_key,
+        )
+        _, created = self.storage.enqueue(record, encode_event(started))
+        if created:
+            self._wake()
+        return WorkflowHandle(self, instance_id, wf)
+
+    def queue_stats(self) -> list[QueueStats]:
+        """Every declared queue: its limits, how many instances wait in it, how many run."""
+        return self.storage.queue_stats()
+
+    def _declare_queues(self) -> None:
+        with self._lock:
+            todo = [spec for name, spec in self.queues.items() if name not in self._declared]
+        for spec in todo:
+            self.storage.declare_queue(spec, now=self.clock.time())
+            with self._lock:
+                self._declared.add(spec.name)
+
+    # ------------------------------------------------------------------ starting
+
+    def _started(
+        self, workflow: Workflow[Any, R] | str, input: Any, instance_id: str | None
+    ) -> tuple[Workflow[Any, R], str, WorkflowStarted]:
+        """The workflow, the instance id and the WorkflowStarted event of a new instance."""
         wf = self._workflow(workflow)
         raw = wf.encode_input(input) if wf.takes_input else None
         instance_id = instance_id or uuid.uuid4().hex
@@ -227,13 +311,44 @@ class App:
             raise InvalidInput("instance_id must be a non-empty string of at most 200 characters")
         now = self.clock.time()
         started = WorkflowStarted(workflow=wf.name, instance_id=instance_id, input=raw, at=now)
+        return wf, instance_id, started
+
+    def start_workflow(
+        self,
+        workflow: Workflow[Any, R] | str,
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+        queue: str | QueueSpec | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
+    ) -> WorkflowHandle[R]:
+        """Start an instance; with a caller-chosen ``instance_id`` starting twice is idempotent.
+
+        With ``queue``, the same as :meth:`enqueue` (``priority`` and ``dedup_key`` are for
+        queues only). Raises UnknownWorkflow for an unregistered name and InvalidInput when
+        ``input`` does not encode to the workflow's input type (nothing is stored then).
+        """
+        if queue is not None:
+            return self.enqueue(
+                queue,
+                workflow,
+                input,
+                instance_id=instance_id,
+                priority=priority,
+                dedup_key=dedup_key,
+            )
+        if priority != 0 or dedup_key is not None:
+            raise InvalidInput("priority and dedup_key apply to queues: pass queue= as well")
+        wf, instance_id, started = self._started(workflow, input, instance_id)
+        now = started.at
         worker = self.worker
         leased = worker is not None and worker.try_reserve(instance_id)
         record = InstanceRecord(
             instance_id=instance_id,
             workflow=wf.name,
             status="running" if leased else "pending",
-            input=raw,
+            input=started.input,
             lease_owner=worker.owner if leased and worker else None,
             lease_expires_at=now + self.lease_seconds if leased else None,
             created_at=now,
@@ -437,7 +552,8 @@ class App:
         return [decode_event(b) for b in raw]
 
     def stats(self) -> dict[str, Any]:
-        """Counts by status, the oldest waiting instance, lease owners, timers, outbox."""
+        """Counts by status, the oldest waiting instance, lease owners, timers, outbox, and
+        ``queues``: per declared queue, ``queued`` and ``running`` counts and its limits."""
         return self.storage.stats()
 
     def migrate(self) -> list[str]:
@@ -452,10 +568,43 @@ class App:
 
     # async mirrors of the client API
     async def start_workflow_async(
-        self, workflow: Workflow[Any, R] | str, input: Any = None, *, instance_id: str | None = None
+        self,
+        workflow: Workflow[Any, R] | str,
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+        queue: str | QueueSpec | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
     ) -> WorkflowHandle[R]:
         return await asyncio.to_thread(
-            self.start_workflow, workflow, input, instance_id=instance_id
+            self.start_workflow,
+            workflow,
+            input,
+            instance_id=instance_id,
+            queue=queue,
+            priority=priority,
+            dedup_key=dedup_key,
+        )
+
+    async def enqueue_async(
+        self,
+        queue: str | QueueSpec,
+        workflow: Workflow[Any, R] | str,
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
+    ) -> WorkflowHandle[R]:
+        return await asyncio.to_thread(
+            self.enqueue,
+            queue,
+            workflow,
+            input,
+            instance_id=instance_id,
+            priority=priority,
+            dedup_key=dedup_key,
         )
 
     async def result_async(self, instance_id: str, *, timeout: float | None = None) -> Any:

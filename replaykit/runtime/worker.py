@@ -3,7 +3,9 @@
 Threads (all daemon, all stopped by :meth:`Worker.stop`):
 
 * dispatcher  claims instances while there is capacity; woken at once by local starts, local
-              event deliveries and database notifications, else polls every ``poll_interval``
+              event deliveries and database notifications, else polls every ``poll_interval``;
+              before claiming, admits queued instances of the app's queues (``Storage.admit``),
+              and wakes when a queue's rate limit lets the next one start
 * timers      fires due timers (exactly once across workers) at their time, not on a fixed tick
 * heartbeat   extends the leases of the instances this worker holds
 * listener    (PostgreSQL) turns LISTEN/NOTIFY notifications into wake-ups
@@ -87,6 +89,9 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
         self._error_cache: dict[str, type[BaseException] | None] = {}
+        #: the queues this worker admits instances of (``App.queue`` declares them)
+        self.queues: list[str] = []
+        self._admit_again_at: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -143,6 +148,8 @@ class Worker:
             self.hooks.emit("workflow_cancelled", executor.instance_id, name)
         else:  # continued as new: the next run is pending
             self.wake()
+        if executor.record.queue is not None and self.queues:
+            self.wake()  # a place on its queue opened: admit the next one
         if self._on_finished is not None:
             self._on_finished(executor)
 
@@ -248,6 +255,8 @@ class Worker:
             with self._lock:
                 free = self.concurrency - len(self._active)
             claimed: list[InstanceRecord] = []
+            if free > 0 and self.queues:
+                self._admit(free, names)
             if free > 0:
                 try:
                     claimed = self.storage.claim(
@@ -265,7 +274,29 @@ class Worker:
                 self.submit(record)
             if claimed and len(claimed) == free:
                 continue
-            self._wake.wait(self.poll_interval)
+            self._wake.wait(self._idle_wait())
+
+    def _admit(self, free: int, names: list[str]) -> None:
+        """The admission step: make up to ``free`` queued instances pending (the claim that
+        follows takes them), as the queues' limits allow."""
+        try:
+            result = self.storage.admit(
+                self.owner, queues=self.queues, limit=free, now=self.clock.time(), workflows=names
+            )
+        except ReplayKitError:
+            log.exception("admitting queued instances failed")
+            return
+        self._admit_again_at = result.retry_at
+
+    def _idle_wait(self) -> float:
+        """How long the dispatcher sleeps when idle: the poll interval, or less when a queue's
+        rate limit lets the next instance start sooner."""
+        again = self._admit_again_at
+        left = None if again is None else again - self.clock.time()
+        if left is None or left <= 0:  # none, or seen already (no free slot to admit into)
+            self._admit_again_at = None
+            return self.poll_interval
+        return min(self.poll_interval, left)
 
     def _timer_loop(self) -> None:
         while not self.stopping:

@@ -14,6 +14,7 @@ from ..core.effects import Send
 from ..core.errors import WorkflowNotFound
 from ..core.history import Event, EventData, Message, WorkflowStarted
 from ..core.interpreter import Interpreter
+from ..core.queues import QueueSpec, QueueStats, queue_spec
 from .activity import OutboxRecorder
 from .clock import DEFAULT_START, VirtualClock
 from .executor import MemoryExecutor, SeededValues
@@ -72,6 +73,54 @@ class WorkflowEnvironment(MemoryExecutor):
         self.run_until_idle()
         return run
 
+    # -- queues -----------------------------------------------------------------------------------
+
+    def queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        per_worker: int | None = None,
+        rate: tuple[int, float] | None = None,
+    ) -> QueueSpec:
+        """Declare a queue, as ``App.queue`` does (the environment is one worker, so
+        ``per_worker`` limits like ``concurrency``)."""
+        spec = queue_spec(name, concurrency=concurrency, per_worker=per_worker, rate=rate)
+        self.store.queues.declare(spec)
+        return spec
+
+    def enqueue(
+        self,
+        queue: str | QueueSpec,
+        wf: Workflow[Any, Any],
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+        priority: int = 0,
+        dedup_key: str | None = None,
+    ) -> TestRun:
+        """Start ``wf`` on ``queue``, as ``App.enqueue`` does: it runs when the queue admits
+        it (limits on the virtual clock). Raises UnknownQueue and DuplicateQueueKey."""
+        if isinstance(queue, QueueSpec):
+            self.store.queues.specs.setdefault(queue.name, queue)
+            queue = queue.name
+        raw = wf.encode_input(input) if wf.takes_input else None
+        instance_id = instance_id or f"{wf.name}-{len(self.runs) + 1}"
+        if instance_id in self.runs:
+            return self.runs[instance_id]
+        started = WorkflowStarted(
+            workflow=wf.name, instance_id=instance_id, input=raw, at=self.clock.now
+        )
+        self.store.enqueue(instance_id, started, queue, priority, dedup_key)
+        run = TestRun(self, wf, instance_id)
+        self.runs[instance_id] = run
+        self.run_until_idle()
+        return run
+
+    def queue_stats(self) -> list[QueueStats]:
+        """Every declared queue: its limits, how many instances wait in it, how many run."""
+        return self.store.queues.stats(self.store.status)
+
     def run(self, wf: Workflow[Any, Any], input: Any = None, **kwargs: Any) -> Any:
         """Start ``wf`` and return its decoded result (virtual time runs as needed)."""
         return self.start(wf, input, **kwargs).result()
@@ -119,7 +168,11 @@ class WorkflowEnvironment(MemoryExecutor):
             return
         self._running = True
         try:
-            while (instance_id := self.store.next_runnable()) is not None:
+            while True:
+                self.store.admit(self.clock.now)  # as a worker admits before it claims
+                instance_id = self.store.next_runnable()
+                if instance_id is None:
+                    break
                 self._drive(self.runs[instance_id])
         finally:
             self._running = False

@@ -110,6 +110,9 @@ class TestRun:
 
     @property
     def status(self) -> str:
+        """The decision's status, or ``queued`` while its queue has not admitted it."""
+        if self.env.store.instances[self.instance_id].status == "queued":
+            return "queued"
         return self.decision.status
 
     @property
@@ -142,6 +145,8 @@ class TestRun:
         while not self.finished:
             if not self.env.fire_next_timer(limit=self.env.clock.now + max_seconds):
                 waits = ", ".join(w.describe() for w in self.waits.values()) or "nothing"
+                if self.status == "queued":
+                    waits = "its queue to admit it (its running instances wait)"
                 raise WorkflowStuck(
                     f"instance {self.instance_id!r} waits for {waits} and no timer is due; "
                     "send it with run.send_event(...) / run.send_message(...)"

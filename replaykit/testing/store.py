@@ -38,6 +38,7 @@ from ..core.history import (
     Message,
     MessageReceived,
 )
+from .queues import MemoryQueues
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
@@ -107,6 +108,7 @@ class MemoryStore:
         self._timers: dict[tuple[str, int], tuple[int, SetTimer]] = {}
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = 0
+        self.queues = MemoryQueues()
 
     # -- instances ------------------------------------------------------------------------------
 
@@ -130,6 +132,28 @@ class MemoryStore:
         self.instances[instance_id] = _Instance("pending", floor, parent, parent_step, inbox)
         self.runnable.append(instance_id)
         return True
+
+    def enqueue(
+        self, instance_id: str, started: Event, queue: str, priority: int, dedup_key: str | None
+    ) -> bool:
+        """A new ``queued`` instance (runnable once its queue admits it); False if the id
+        exists. Raises UnknownQueue and DuplicateQueueKey as ``Storage.enqueue`` does."""
+        if instance_id in self.instances:
+            return False
+        self.queues.check(instance_id, queue, dedup_key, self.status)
+        floor = self.events[-1][0] if self.events else 0
+        self.instances[instance_id] = _Instance("queued", floor, inbox=deque([started]))
+        self.queues.add(instance_id, queue, priority, dedup_key)
+        return True
+
+    def admit(self, now: float) -> bool:
+        """The admission step (``Storage.admit``): queued instances the limits allow become
+        pending; True if any did."""
+        admitted = self.queues.admit(now, self.status)
+        for instance_id in admitted:
+            self.instances[instance_id].status = "pending"
+            self.runnable.append(instance_id)
+        return bool(admitted)
 
     def next_runnable(self) -> str | None:
         """The next pending instance, now running (None: nothing to run)."""
@@ -178,6 +202,9 @@ class MemoryStore:
         instance = self._get(instance_id)
         if instance.status not in TERMINAL:
             self.deliver(instance_id, CancelRequested(reason=reason, at=now))
+        if instance.status == "queued":  # not admitted yet: it leaves its queue to end now
+            instance.status = "pending"
+            self.runnable.append(instance_id)
 
     def _get(self, instance_id: str) -> _Instance:
         instance = self.instances.get(instance_id)
@@ -263,18 +290,25 @@ class MemoryStore:
             del self._timers[key]
 
     def next_timer_at(self) -> float | None:
-        """When the earliest timer is due (None: no timers)."""
+        """When the earliest timer is due, or a queue's rate limit lets it admit again (None:
+        neither)."""
+        retry = self.queues.retry_at
         while self._heap:
             at, seq, instance_id, step = self._heap[0]
             live = self._timers.get((instance_id, step))
             if live is not None and live[0] == seq:
-                return at
+                return at if retry is None else min(at, retry)
             heapq.heappop(self._heap)
-        return None
+        return retry
 
     def fire_due_timers(self, now: float) -> bool:
-        """Deliver every timer due by ``now``, each once; True if any was delivered."""
+        """Deliver every timer due by ``now``, each once, and admit what a rate limit held
+        back until then; True if any was delivered or admitted."""
         fired = False
+        retry = self.queues.retry_at
+        if retry is not None and retry <= now:
+            self.queues.retry_at = None
+            fired = self.admit(now)
         while (at := self.next_timer_at()) is not None and at <= now:
             _, _, instance_id, step = heapq.heappop(self._heap)
             _, timer = self._timers.pop((instance_id, step))

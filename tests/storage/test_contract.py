@@ -784,6 +784,7 @@ def test_stats(storage: Storage) -> None:
         "lease_owners": {},
         "timers": 0,
         "outbox_pending": 0,
+        "queues": {},
     }
     running(storage, "a", now=1.0)
     running(storage, "b", now=2.0)

@@ -11,6 +11,7 @@ import pytest
 from replaykit.core.errors import StorageError
 from replaykit.storage import Storage
 from storage_adapters import open_storage
+from storage_adapters.migrations import load_migrations
 from storage_adapters.mysql import MysqlStorage
 from storage_adapters.mysql.adapter import MysqlSession, connect_args, open_connection
 
@@ -41,12 +42,13 @@ def test_concurrent_migrate_applies_each_migration_once(mysql_database_dsn: str)
     finally:
         for storage in storages:
             storage.close()
-    assert sorted(applied) == [[], [], [], [], [], ["0001", "0002"]]
+    shipped = [m.version for m in load_migrations("storage_adapters.mysql")]
+    assert sorted(applied) == [[], [], [], [], [], shipped]
     conn = open_connection(connect_args(mysql_database_dsn))
     try:
         cursor = conn.cursor()
         cursor.execute("SELECT version FROM schema_migrations")
-        assert sorted(cursor.fetchall()) == [("0001",), ("0002",)]
+        assert sorted(cursor.fetchall()) == [(version,) for version in shipped]
     finally:
         conn.close()
 
@@ -62,7 +64,7 @@ def test_migrate_waits_for_the_lock_and_says_so_when_it_times_out(
         with pytest.raises(StorageError, match="migration lock"):
             storage.migrate()
         cursor.execute("SELECT RELEASE_LOCK(CONCAT('replaykit.migrate:', SHA1(DATABASE())))")
-        assert storage.migrate() == ["0001", "0002"]
+        assert storage.migrate() == [m.version for m in load_migrations("storage_adapters.mysql")]
     finally:
         storage.close()
 
