@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
-from replaykit import InvalidInput, Now, Sleep, WaitEvent, WorkflowFailed, activity, workflow
+from replaykit import (
+    InvalidInput,
+    Now,
+    Sleep,
+    WaitEvent,
+    WorkflowCancelled,
+    activity,
+    workflow,
+)
 from replaykit.core.errors import DuplicateQueueKey, UnknownQueue
 from replaykit.core.queues import Admission, QueueSpec, admission, queue_spec
 from replaykit.testing import WorkflowEnvironment, WorkflowStuck
@@ -167,7 +175,7 @@ def test_cancelling_a_queued_run_ends_it_without_waiting_for_the_queue() -> None
     queued = env.enqueue("q", slow_job, 1)
     queued.cancel("not needed")
     assert queued.status == "cancelled" and queued.activity_calls == []
-    with pytest.raises(WorkflowFailed, match="cancelled"):
+    with pytest.raises(WorkflowCancelled, match="not needed"):
         queued.result()
 
 
