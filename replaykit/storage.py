@@ -14,9 +14,17 @@ Vocabulary of statuses (``InstanceRecord.status``):
 * ``completed`` / ``failed`` / ``cancelled``  terminal
 
 An instance is *claimable* when it is ``pending``, or ``running`` with an expired lease (a crashed
-worker); claiming sets the lease. Everything that wakes an instance puts a history event in its
-*inbox* and, if it is ``waiting``, makes it ``pending``; the worker that next holds the instance
-moves inbox events into history (``StepCommit.consumed_inbox``).
+worker); claiming sets the lease: ``lease_owner``, a new random ``lease_token`` and
+``lease_expires_at``. A step commits only while its owner still holds the lease *under the token
+it was claimed with*, so two claims of one instance by one worker are told apart.
+
+Lease ends are counted from when the write happens, not from ``now``: an adapter adds to
+``now`` the time the call waited (for a connection, the write lock, a row lock) before writing,
+so a commit that queued longer than the lease does not write a lease that has already ended.
+
+Everything that wakes an instance puts a history event in its *inbox* and, if it is
+``waiting``, makes it ``pending``; the worker that next holds the instance moves inbox events
+into history (``StepCommit.consumed_inbox``).
 
 Times are POSIX seconds (floats) taken from the runtime's clock.
 
@@ -66,6 +74,8 @@ class InstanceRecord(msgspec.Struct, kw_only=True):
     priority: int = 0  # on its queue: higher is admitted first
     dedup_key: str | None = None  # unique among the queue's unfinished instances
     admitted_at: float | None = None  # when its queue admitted it (its start)
+    #: new for every claim: the lease a step must still hold to commit (``StepCommit.lease_token``)
+    lease_token: str | None = None
 
 
 class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -176,8 +186,10 @@ class StepCommit(msgspec.Struct, kw_only=True):
 
     The adapter, in one transaction and in this order:
 
-    1. checks that ``owner`` still holds the lease on ``instance_id`` (else raises ``LeaseLost`` and
-       writes nothing), and extends it to ``lease_expires_at``;
+    1. checks that ``owner`` still holds the lease on ``instance_id`` under ``lease_token`` (else
+       raises ``LeaseLost`` and writes nothing), and extends it: to ``lease_seconds`` after the
+       moment of the write when ``lease_seconds`` is set, else to ``lease_expires_at`` (moved
+       later by any time the write waited for the instance's row);
     2. deletes the inbox items ``consumed_inbox`` and appends ``events`` (JSON bytes, in order) to
        history at positions ``history_len``, ``history_len + 1``, ...;
     3. deletes timers and waits of ``cancel_steps``; inserts ``timers`` (ignoring one that already
@@ -203,6 +215,10 @@ class StepCommit(msgspec.Struct, kw_only=True):
     owner: str
     lease_expires_at: float
     history_len: int
+    #: the token of the claim the step runs under (``InstanceRecord.lease_token``)
+    lease_token: str | None = None
+    #: extend the lease this long past the write (None: to ``lease_expires_at``)
+    lease_seconds: float | None = None
     events: list[bytes] = []
     consumed_inbox: list[int] = []
     status: InstanceStatus = "running"
@@ -322,15 +338,19 @@ class Storage(Protocol):
         lease_seconds: float,
         now: float,
         workflows: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[InstanceRecord]:
         """Claim up to ``limit`` claimable instances (oldest first); never one claimed by another
-        live lease. Sets status ``running``, ``lease_owner``, ``lease_expires_at``. With
-        ``workflows``, only instances of those workflow names (a worker claims what it can run)."""
+        live lease, never one in ``exclude`` (what the worker is running: its lease may have
+        ended under it, but it must not run twice). Sets status ``running``, ``lease_owner``, a
+        new ``lease_token`` and ``lease_expires_at``. With ``workflows``, only instances of those
+        workflow names (a worker claims what it can run)."""
 
     def claim_instance(
         self, instance_id: str, owner: str, *, lease_seconds: float, now: float
     ) -> InstanceRecord | None:
-        """Claim one specific instance if it is claimable (or already held by ``owner``)."""
+        """Claim one specific instance if it is claimable (or already held by ``owner``), under a
+        new ``lease_token``."""
 
     def heartbeat(
         self, instance_ids: Sequence[str], owner: str, *, lease_seconds: float, now: float

@@ -3,6 +3,7 @@ waits and timers, firing due timers. Functions over an open transaction."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,6 +130,11 @@ def delete_all(tx: SqlTx, instance_id: str, tables: Sequence[str]) -> None:
 
 
 # -- StepCommit ---------------------------------------------------------------------------------
+#: the lease a step needs: still running, held by its owner under the token of its claim
+#: (parameters: owner, token; a lease taken without a token matches only a step without one)
+HELD = "status = 'running' AND lease_owner = ? AND COALESCE(lease_token, '') = COALESCE(?, '')"
+
+
 def commit_keys(commit: StepCommit) -> list[str]:
     keys = [f"{wait.kind}:{wait.key}" for wait in commit.waits]
     keys += [f"message:{p.channel}" for p in commit.publishes]
@@ -158,13 +164,14 @@ def apply_commit(tx: SqlTx, c: StepCommit) -> CommitResult:
 
 
 def _check_lease(tx: SqlTx, c: StepCommit) -> dict[str, Any]:
+    checked = time.monotonic()
     found = update_where(
         tx,
         "rk_instances",
         "instance_id",
-        ("instance_id = ? AND lease_owner = ? AND status = 'running'", (c.instance_id, c.owner)),
-        "lease_expires_at = ?, updated_at = ?, history_len = ?",
-        c.lease_expires_at,
+        (f"instance_id = ? AND {HELD}", (c.instance_id, c.owner, c.lease_token)),
+        "lease_expires_at = ? + {AGE}, updated_at = ?, history_len = ?",
+        lambda: c.lease_expires_at + time.monotonic() - checked,  # + any wait for the row lock
         c.now,
         c.history_len + len(c.events),
         returning="run, parent_id, parent_step, event_floor",
@@ -178,8 +185,8 @@ def _check_lease(tx: SqlTx, c: StepCommit) -> dict[str, Any]:
 def lease_lost(c: StepCommit) -> LeaseLost:
     """The error for a step whose worker no longer holds the instance's lease."""
     return LeaseLost(
-        f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds its lease "
-        "(another worker took it over); the step was not recorded",
+        f"instance {c.instance_id!r}: worker {c.owner!r} no longer holds the lease this step "
+        "ran under (another worker, or a later claim, took it over); the step was not recorded",
         instance_id=c.instance_id,
         owner=c.owner,
     )

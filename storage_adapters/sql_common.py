@@ -1,9 +1,11 @@
 """The SQL the adapters share: every storage algorithm written once, with small dialect hooks.
 
 :class:`SqlStorage` implements the :class:`replaykit.storage.Storage` protocol on top of a
-DB-API connection. SQL is written with ``?`` placeholders and two markers a dialect fills in:
-``{FOR_UPDATE}`` (a blocking row lock) and ``{SKIP_LOCKED}`` (a row lock that skips rows other
-transactions hold). SQLite serializes writers (``BEGIN IMMEDIATE``), so both are empty there;
+DB-API connection. SQL is written with ``?`` placeholders and three markers a dialect fills in:
+``{FOR_UPDATE}`` (a blocking row lock), ``{SKIP_LOCKED}`` (a row lock that skips rows other
+transactions hold) and ``{AGE}`` (seconds since the statement began: a lease end written as
+``? + {AGE}`` counts from when the row was written, after any row-lock wait). SQLite serializes
+writers (``BEGIN IMMEDIATE``), so the lock markers are empty there;
 PostgreSQL and MySQL turn them into ``FOR UPDATE`` / ``FOR UPDATE SKIP LOCKED`` and add per-key
 locks (:meth:`SqlStorage._lock_key`); PostgreSQL also sends ``pg_notify``
 (:meth:`SqlStorage._emit_notifies`).
@@ -52,7 +54,16 @@ from replaykit.storage import (
 from . import sql_commit, sql_delivery, sql_queues, sql_steps
 from .group_commit import GroupCommit
 from .migrations import load_migrations, split_statements
-from .sql_steps import Begun, SqlTx, dump_json, load_json, placeholders
+from .sql_steps import (
+    Begun,
+    SqlTx,
+    at_write,
+    dump_json,
+    lease_end,
+    load_json,
+    new_token,
+    placeholders,
+)
 from .sql_transaction import SqlTransaction
 
 T = TypeVar("T")
@@ -60,10 +71,13 @@ T = TypeVar("T")
 INSTANCE_COLUMNS = (
     "instance_id, workflow, status, input, output, error, run, continued_from, parent_id, "
     "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len, queue, "
-    "priority, dedup_key, admitted_at"
+    "priority, dedup_key, admitted_at, lease_token"
 )
 CLAIMABLE = "(status = 'pending' OR (status = 'running' AND lease_expires_at < ?))"
-CLAIM_ASSIGN = "status = 'running', lease_owner = ?, lease_expires_at = ?, updated_at = ?"
+CLAIM_ASSIGN = (
+    "status = 'running', lease_owner = ?, lease_token = ?, lease_expires_at = ? + {AGE}, "
+    "updated_at = ?"
+)
 MIGRATIONS_DDL = "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar(128) PRIMARY KEY)"
 
 
@@ -102,6 +116,8 @@ class SqlStorage:
     retry_seconds: float = 30.0
     for_update: str = ""
     skip_locked: str = ""
+    #: SQL for the seconds since the statement began (lease ends count from the write)
+    statement_age: str = "0"
     #: ``UPDATE ... RETURNING`` and ``DELETE ... RETURNING`` exist (not on MySQL)
     update_returning: bool = True
     #: the driver's base exception class(es), turned into StorageError
@@ -331,18 +347,22 @@ class SqlStorage:
         lease_seconds: float,
         now: float,
         workflows: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[InstanceRecord]:
+        called = time.monotonic()
         names = list(workflows or ())
         only = f" AND workflow IN ({placeholders(names)})" if workflows is not None else ""
         if workflows is not None and not names:
             return []
+        if exclude:
+            only += f" AND instance_id NOT IN ({placeholders(exclude)})"
         select = (
             f"SELECT instance_id FROM rk_instances WHERE {CLAIMABLE}{only} "
             "ORDER BY updated_at, instance_id LIMIT ?{SKIP_LOCKED}"
         )
 
         def work(tx: SqlTx) -> list[InstanceRecord]:
-            ids = [row["instance_id"] for row in tx.rows(select, now, *names, limit)]
+            ids = [row["instance_id"] for row in tx.rows(select, now, *names, *exclude, limit)]
             if not ids:
                 return []
             rows = sql_steps.update_rows(
@@ -352,7 +372,8 @@ class SqlStorage:
                 ids,
                 CLAIM_ASSIGN,
                 owner,
-                now + lease_seconds,
+                new_token(),
+                lease_end(now, lease_seconds, called),
                 now,
                 returning=INSTANCE_COLUMNS,
             )
@@ -364,12 +385,19 @@ class SqlStorage:
     def claim_instance(
         self, instance_id: str, owner: str, *, lease_seconds: float, now: float
     ) -> InstanceRecord | None:
+        called = time.monotonic()
         where = (
             f"instance_id = ? AND ({CLAIMABLE} OR (status = 'running' AND lease_owner = ?))",
             (instance_id, now, owner),
         )
         rows = self._update_instances(
-            where, CLAIM_ASSIGN, owner, now + lease_seconds, now, returning=INSTANCE_COLUMNS
+            where,
+            CLAIM_ASSIGN,
+            owner,
+            new_token(),
+            lambda: lease_end(now, lease_seconds, called),
+            now,
+            returning=INSTANCE_COLUMNS,
         )
         return instance_from_row(rows[0]) if rows else None
 
@@ -378,11 +406,15 @@ class SqlStorage:
     ) -> list[str]:
         if not instance_ids:
             return []
+        called = time.monotonic()
         listed = placeholders(instance_ids)
         held = f"status = 'running' AND lease_owner = ? AND instance_id IN ({listed})"
         where = (held, (owner, *instance_ids))
         rows = self._update_instances(
-            where, "lease_expires_at = ?", now + lease_seconds, returning="instance_id"
+            where,
+            "lease_expires_at = ? + {AGE}",
+            lambda: lease_end(now, lease_seconds, called),
+            returning="instance_id",
         )
         kept = {row["instance_id"] for row in rows}
         return [i for i in instance_ids if i not in kept]
@@ -391,7 +423,8 @@ class SqlStorage:
         self, where: tuple[str, Sequence[Any]], assign: str, *params: Any, returning: str
     ) -> list[dict[str, Any]]:
         """Update the instances matching ``where`` in a transaction of its own; their
-        ``returning`` columns after the update."""
+        ``returning`` columns after the update (see ``sql_steps.update_where`` for a callable
+        in ``params``)."""
         return self._run(
             lambda tx: sql_steps.update_where(
                 tx, "rk_instances", "instance_id", where, assign, *params, returning=returning
@@ -414,7 +447,8 @@ class SqlStorage:
 
     # -- steps ------------------------------------------------------------------------------
     def commit(self, commit: StepCommit) -> CommitResult:
-        return self._grouped(lambda tx: self._commit_in(tx, commit))
+        called = time.monotonic()
+        return self._grouped(lambda tx: self._commit_in(tx, at_write(commit, called)))
 
     # -- waking -----------------------------------------------------------------------------
     def fire_due_timers(self, *, now: float, limit: int = 100) -> list[str]:
@@ -585,7 +619,10 @@ __all__ = [
     "SqlStorage",
     "SqlTransaction",
     "SqlTx",
+    "at_write",
     "dump_json",
     "instance_from_row",
+    "lease_end",
     "load_json",
+    "new_token",
 ]

@@ -7,6 +7,8 @@ The algorithms themselves: ``sql_delivery`` (events and channel messages) and ``
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -15,6 +17,7 @@ import msgspec
 from replaykit.storage import (
     InboxItem,
     InstanceRecord,
+    StepCommit,
 )
 
 _json_encoder = msgspec.json.Encoder()
@@ -35,6 +38,7 @@ class Dialect(Protocol):
     for_update: str
     skip_locked: str
     update_returning: bool
+    statement_age: str
 
     @property
     def db_errors(self) -> tuple[type[BaseException], ...]:
@@ -81,6 +85,7 @@ class SqlTx:
         """Run one statement; the driver's cursor."""
         sql = sql.replace("{FOR_UPDATE}", self.storage.for_update)
         sql = sql.replace("{SKIP_LOCKED}", self.storage.skip_locked)
+        sql = sql.replace("{AGE}", self.storage.statement_age)
         return self.storage._execute(self.conn, sql, params)
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
@@ -130,6 +135,26 @@ class SqlTx:
 
 
 # -- small shared pieces ------------------------------------------------------------------------
+def new_token() -> str:
+    """A lease token: new for every claim (``InstanceRecord.lease_token``)."""
+    return uuid.uuid4().hex
+
+
+def lease_end(now: float, lease_seconds: float, called: float) -> float:
+    """When a lease written now ends: ``now`` (the caller's clock when it called, at
+    ``time.monotonic()`` = ``called``) plus the time the call has waited since (for a
+    connection, the write lock, the group commit), plus ``lease_seconds``."""
+    return now + max(time.monotonic() - called, 0.0) + lease_seconds
+
+
+def at_write(commit: StepCommit, called: float) -> StepCommit:
+    """``commit`` with its lease end counted from now (see ``StepCommit.lease_seconds``)."""
+    if commit.lease_seconds is None:
+        return commit
+    end = lease_end(commit.now, commit.lease_seconds, called)
+    return msgspec.structs.replace(commit, lease_expires_at=end)
+
+
 def placeholders(values: Sequence[Any]) -> str:
     """``?, ?, ?`` for an ``IN (...)`` list of ``values``."""
     return ", ".join("?" for _ in values)
@@ -170,12 +195,16 @@ def update_where(
     """``UPDATE table SET assign WHERE where RETURNING returning`` in one statement where the
     database can; else (MySQL) select the rows' ``key`` ``FOR UPDATE`` first, then update them
     by key. ``fresh=False`` says the update leaves the ``returning`` columns alone, so they are
-    read while locking and not read again."""
+    read while locking and not read again. A callable in ``params`` is called for its value
+    once the rows are locked (a lease end counted from the write)."""
     condition, condition_params = where
     if tx.storage.update_returning:
+        if "{AGE}" in assign:  # lock first: the new values are computed after any lock wait
+            locked = f"SELECT {key} FROM {table} WHERE {condition}{{FOR_UPDATE}}"
+            condition = f"{key} IN ({locked})"
         return tx.rows(
             f"UPDATE {table} SET {assign} WHERE {condition} RETURNING {returning}",
-            *params,
+            *_values(params),
             *condition_params,
         )
     columns = key if fresh else f"{key}, {returning}"
@@ -185,9 +214,13 @@ def update_where(
         return []
     keys = [row[key] for row in locked]
     found = update_rows(
-        tx, table, key, keys, assign, *params, returning=returning if fresh else None
+        tx, table, key, keys, assign, *_values(params), returning=returning if fresh else None
     )
     return found if fresh else locked
+
+
+def _values(params: Sequence[Any]) -> list[Any]:
+    return [p() if callable(p) else p for p in params]
 
 
 def lock_instance(tx: SqlTx, instance_id: str) -> dict[str, Any] | None:
@@ -255,9 +288,9 @@ def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> 
     inserted = tx.run(
         "INSERT INTO rk_instances (instance_id, workflow, status, input, output, error, run, "
         "continued_from, parent_id, parent_step, lease_owner, lease_expires_at, created_at, "
-        "updated_at, queue, priority, dedup_key, history_len, event_floor) "
+        "updated_at, queue, priority, dedup_key, history_len, event_floor, lease_token) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, "
-        "(SELECT COALESCE(MAX(id), 0) FROM rk_events))"  # the event floor, in the same statement
+        "(SELECT COALESCE(MAX(id), 0) FROM rk_events), ?)"  # the event floor: same statement
         + tx.ignore_duplicate("(instance_id)", "instance_id"),
         record.instance_id,
         record.workflow,
@@ -276,6 +309,7 @@ def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> 
         record.queue,
         record.priority,
         record.dedup_key,
+        record.lease_token,
     )
     if not inserted:
         return False

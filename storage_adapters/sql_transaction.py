@@ -15,13 +15,14 @@ explicit end; leaving the ``with`` block with neither rolls back.
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any, Protocol
 
 from replaykit.core.errors import StorageError
 from replaykit.storage import CommitResult, StepCommit
 
-from .sql_steps import Begun, Dialect, SqlTx
+from .sql_steps import Begun, Dialect, SqlTx, at_write
 
 
 class Host(Dialect, Protocol):
@@ -85,7 +86,7 @@ class SqlTransaction:
             return self._host.commit(commit)  # nothing begun: the ordinary path
         host = self._host
         try:
-            result = host._commit_in(tx, commit)
+            result = host._commit_in(tx, at_write(commit, time.monotonic()))
             host._flush_notifies(tx)
         except BaseException as exc:
             self._end()

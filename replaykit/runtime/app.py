@@ -350,6 +350,7 @@ class App:
             status="running" if leased else "pending",
             input=started.input,
             lease_owner=worker.owner if leased and worker else None,
+            lease_token=uuid.uuid4().hex if leased else None,
             lease_expires_at=now + self.lease_seconds if leased else None,
             created_at=now,
             updated_at=now,

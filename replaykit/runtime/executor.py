@@ -374,7 +374,9 @@ class InstanceExecutor:
         """The writes collected for the next commit (completed by :meth:`_build_commit`)."""
         return StepCommit(
             instance_id=self.instance_id,
-            owner=self.host.owner,
+            owner=self.record.lease_owner or self.host.owner,
+            lease_token=self.record.lease_token,
+            lease_seconds=self.host.lease_seconds,
             lease_expires_at=0.0,
             history_len=0,
         )

@@ -82,6 +82,8 @@ class Worker:
         self._on_finished = on_finished
         self._lock = threading.Lock()
         self._active: dict[str, InstanceExecutor | None] = {}
+        #: claims of instances this worker was already running, run when that run ends
+        self._after: dict[str, InstanceRecord] = {}
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._timer_wake = threading.Event()
@@ -172,8 +174,21 @@ class Worker:
             return True
 
     def unreserve(self, instance_id: str) -> None:
+        self._free(instance_id)
+
+    def _free(self, instance_id: str) -> None:
+        """The slot of ``instance_id`` is free: run a claim of it that waited for it, else let
+        the dispatcher claim more if the worker was full."""
         with self._lock:
+            was_full = len(self._active) >= self.concurrency
             self._active.pop(instance_id, None)
+            queued = self._after.pop(instance_id, None)
+        if queued is not None and self.stopping:
+            self.release(instance_id)
+        elif queued is not None:
+            self._start_claimed(queued)
+        elif was_full:
+            self._wake.set()  # a slot opened: claim the work that may have queued up
 
     def submit(
         self,
@@ -211,11 +226,7 @@ class Worker:
                 "instance %s cannot run; it is retried when its lease expires", instance_id
             )
         finally:
-            with self._lock:
-                was_full = len(self._active) >= self.concurrency
-                self._active.pop(instance_id, None)
-            if was_full:
-                self._wake.set()  # a slot opened: claim the work that may have queued up
+            self._free(instance_id)
 
     def release(self, instance_id: str) -> None:
         try:
@@ -254,6 +265,7 @@ class Worker:
             names = sorted(self.registry.workflows)
             with self._lock:
                 free = self.concurrency - len(self._active)
+                running = list(self._active)
             claimed: list[InstanceRecord] = []
             if free > 0 and self.queues:
                 self._admit(free, names)
@@ -265,13 +277,12 @@ class Worker:
                         lease_seconds=self.lease_seconds,
                         now=self.clock.time(),
                         workflows=names,
+                        exclude=running,  # never claim what this worker runs
                     )
                 except ReplayKitError:
                     log.exception("claiming instances failed")
             for record in claimed:
-                with self._lock:
-                    self._active[record.instance_id] = None
-                self.submit(record)
+                self._start_claimed(record)
             if claimed and len(claimed) == free:
                 continue
             self._wake.wait(self._idle_wait())
@@ -297,6 +308,18 @@ class Worker:
             self._admit_again_at = None
             return self.poll_interval
         return min(self.poll_interval, left)
+
+    def _start_claimed(self, record: InstanceRecord) -> None:
+        """Run a claimed instance, unless this worker already runs it (an executor that started
+        after the claim was asked for): that one keeps its slot and its place in the heartbeat,
+        and the claim is run when it ends."""
+        instance_id = record.instance_id
+        with self._lock:
+            if instance_id in self._active:
+                self._after[instance_id] = record
+                return
+            self._active[instance_id] = None
+        self.submit(record)
 
     def _timer_loop(self) -> None:
         while not self.stopping:

@@ -34,7 +34,7 @@ from replaykit.storage import (
 )
 
 from ..sql_common import SqlStorage, instance_from_row
-from ..sql_steps import Begun, SqlTx
+from ..sql_steps import Begun, SqlTx, at_write, lease_end
 from . import fastpath
 
 T = TypeVar("T")
@@ -87,6 +87,7 @@ class PostgresStorage(SqlStorage):
     db_errors = (psycopg.Error,)
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    statement_age = fastpath.STATEMENT_AGE
 
     def __init__(
         self,
@@ -135,7 +136,8 @@ class PostgresStorage(SqlStorage):
     def commit(self, commit: StepCommit) -> CommitResult:
         if not fastpath.is_simple(commit):
             return super().commit(commit)
-        result = self._statement(lambda conn: fastpath.step(conn, commit))
+        called = time.monotonic()
+        result = self._statement(lambda conn: fastpath.step(conn, at_write(commit, called)))
         self.commits += 1
         return result
 
@@ -147,18 +149,21 @@ class PostgresStorage(SqlStorage):
         lease_seconds: float,
         now: float,
         workflows: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[InstanceRecord]:
         """One autocommit statement: UPDATE ... WHERE id IN (SELECT ... SKIP LOCKED)."""
         if workflows is not None and not workflows:
             return []
+        called = time.monotonic()
         rows = self._statement(
             lambda conn: fastpath.claim(
                 conn,
                 owner,
                 limit,
-                now + lease_seconds,
+                lease_end(now, lease_seconds, called),
                 now,
                 None if workflows is None else list(workflows),
+                list(exclude),
             )
         )
         if rows:
@@ -188,9 +193,15 @@ class PostgresStorage(SqlStorage):
         caller runs), lease it to ``owner`` in the same statement, which also returns the
         instance's history and inbox. Returns (stored, the hand-off or None)."""
         assert event.target is not None
+        called = time.monotonic()
         stored, _, handoff = self._statement(
             lambda conn: fastpath.targeted_event(
-                conn, event, now, owner=owner, expires=now + lease_seconds, workflows=workflows
+                conn,
+                event,
+                now,
+                owner=owner,
+                expires=lease_end(now, lease_seconds, called),
+                workflows=workflows,
             )
         )
         self.commits += 1

@@ -27,22 +27,32 @@ from replaykit.storage import (
 from ..sql_commit import lease_lost
 from ..sql_common import INSTANCE_COLUMNS
 from ..sql_delivery import event_data, event_row, unknown_target
-from ..sql_steps import dump_json, load_json
+from ..sql_steps import dump_json, load_json, new_token
 
 _event_data_encoder = msgspec.json.Encoder()
+#: seconds since the statement began: a lease end ``%s + STATEMENT_AGE`` counts from the write,
+#: after any wait for the row's lock
+STATEMENT_AGE = "EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp())::float8"
 
 # Append history and move lease/status in one statement; the other parts only happen when the
-# lease check (the UPDATE's WHERE) matched, because they read from `u`. Built per shape (with or
+# lease check (`l`, which locks the row first, so that the lease end is computed after any wait
+# for the lock) matched, because they read from `u`. Built per shape (with or
 # without consumed inbox rows; running or terminal) so each prepared statement stays small.
 _STEP_HEAD = """
-WITH u AS (
-    UPDATE rk_instances SET
+WITH l AS (
+    SELECT instance_id FROM rk_instances
+    WHERE instance_id = %(instance_id)s AND lease_owner = %(owner)s AND status = 'running'
+      AND COALESCE(lease_token, '') = COALESCE(%(token)s::text, '')
+    FOR UPDATE
+),
+u AS (
+    UPDATE rk_instances AS r SET
         updated_at = %(now)s,
         history_len = %(history_len)s,
         status = %(status)s,
         {assign}
-    WHERE instance_id = %(instance_id)s AND lease_owner = %(owner)s AND status = 'running'
-    RETURNING instance_id
+    FROM l WHERE r.instance_id = l.instance_id
+    RETURNING r.instance_id
 ),
 h AS (
     INSERT INTO rk_history (instance_id, seq, event)
@@ -52,7 +62,7 @@ h AS (
 _ONE_EVENT = "SELECT u.instance_id, %(seq)s::integer, %(event)s::bytea FROM u"
 _MANY_EVENTS = """SELECT u.instance_id, x.seq, x.event
     FROM u, unnest(%(seqs)s::integer[], %(events)s::bytea[]) AS x(seq, event)"""
-_RUNNING_ASSIGN = "lease_expires_at = %(lease_expires_at)s"
+_RUNNING_ASSIGN = f"lease_expires_at = %(lease_expires_at)s + {STATEMENT_AGE}"
 _TERMINAL_ASSIGN = (
     "output = %(output)s, error = %(error)s, lease_owner = NULL, lease_expires_at = NULL"
 )
@@ -90,11 +100,11 @@ CREATE_SQL = """
 WITH i AS (
     INSERT INTO rk_instances (instance_id, workflow, status, input, output, error, run,
         continued_from, parent_id, parent_step, lease_owner, lease_expires_at, created_at,
-        updated_at, history_len, event_floor)
+        updated_at, history_len, event_floor, lease_token)
     VALUES (%(instance_id)s, %(workflow)s, %(status)s, %(input)s, NULL, NULL, %(run)s,
         %(continued_from)s, %(parent_id)s, %(parent_step)s, %(lease_owner)s,
         %(lease_expires_at)s, %(created_at)s, %(updated_at)s, 1,
-        (SELECT COALESCE(MAX(id), 0) FROM rk_events))
+        (SELECT COALESCE(MAX(id), 0) FROM rk_events), %(lease_token)s)
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id
 ),
@@ -110,12 +120,13 @@ WITH c AS (
     SELECT instance_id, updated_at AS claimed_order FROM rk_instances
     WHERE (status = 'pending' OR (status = 'running' AND lease_expires_at < %(now)s))
       AND (%(any_workflow)s OR workflow = ANY(%(workflows)s))
+      AND NOT (instance_id = ANY(%(exclude)s::text[]))
     ORDER BY updated_at, instance_id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
 UPDATE rk_instances AS r SET status = 'running', lease_owner = %(owner)s,
-    lease_expires_at = %(expires)s, updated_at = %(now)s
+    lease_token = %(token)s, lease_expires_at = %(expires)s + {age}, updated_at = %(now)s
 FROM c WHERE r.instance_id = c.instance_id
 RETURNING c.claimed_order, {columns}
 """
@@ -129,11 +140,20 @@ ORDER BY kind, ident
 
 
 def claim(
-    conn: Any, owner: str, limit: int, expires: float, now: float, workflows: list[str] | None
+    conn: Any,
+    owner: str,
+    limit: int,
+    expires: float,
+    now: float,
+    workflows: list[str] | None,
+    exclude: list[str],
 ) -> list[dict[str, Any]]:
-    """Claim runnable instances in one statement (rows as dicts of INSTANCE_COLUMNS)."""
+    """Claim runnable instances but ``exclude`` in one statement, under a new lease token (rows
+    as dicts of INSTANCE_COLUMNS)."""
     params = {
         "owner": owner,
+        "token": new_token(),
+        "exclude": exclude,
         "expires": expires,
         "now": now,
         "any_workflow": workflows is None,
@@ -141,7 +161,8 @@ def claim(
         "limit": limit,
     }
     columns = ", ".join(f"r.{name.strip()}" for name in INSTANCE_COLUMNS.split(","))
-    cursor = conn.execute(CLAIM_SQL.format(columns=columns), params, prepare=True)
+    sql = CLAIM_SQL.format(columns=columns, age=STATEMENT_AGE)
+    cursor = conn.execute(sql, params, prepare=True)
     found = cursor.fetchall()
     names = [column[0] for column in cursor.description]
     rows = [dict(zip(names, row, strict=True)) for row in found]
@@ -187,6 +208,7 @@ def step(conn: Any, c: StepCommit) -> CommitResult:
         "lease_expires_at": c.lease_expires_at,
         "instance_id": c.instance_id,
         "owner": c.owner,
+        "token": c.lease_token,
         "consumed": c.consumed_inbox,
     }
     one = len(c.events) == 1
@@ -215,6 +237,7 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
         "parent_step": record.parent_step,
         "lease_owner": record.lease_owner,
         "lease_expires_at": record.lease_expires_at,
+        "lease_token": record.lease_token,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "event": started_event,
@@ -231,6 +254,12 @@ TARGETED_EVENT_SQL = """
 SELECT * FROM rk_deliver_targeted_event(%(target)s, %(type)s, %(source)s, %(event_id)s,
     %(subject)s, %(time)s, %(data)s, %(extensions)s, %(now)s, %(event)s, %(owner)s::text,
     %(expires)s::double precision, %(workflows)s::text[])
+"""
+# The same, leasing a woken instance to ``owner`` under a new token (migration 0009).
+HANDOFF_EVENT_SQL = """
+SELECT * FROM rk_deliver_targeted_event_leased(%(target)s, %(type)s, %(source)s, %(event_id)s,
+    %(subject)s, %(time)s, %(data)s, %(extensions)s, %(now)s, %(event)s, %(owner)s::text,
+    %(expires)s::double precision, %(workflows)s::text[], %(token)s::text)
 """
 
 
@@ -259,8 +288,10 @@ def targeted_event(
         "owner": owner,
         "expires": expires,
         "workflows": list(workflows),
+        "token": new_token() if owner is not None else None,
     }
-    row = conn.execute(TARGETED_EVENT_SQL, params, prepare=True).fetchone()
+    sql = TARGETED_EVENT_SQL if owner is None else HANDOFF_EVENT_SQL
+    row = conn.execute(sql, params, prepare=True).fetchone()
     (found, stored, woken, handed, workflow, input_, run, continued_from, parent_id) = row[:9]
     parent_step, created_at, history_len, history, inbox_ids, inbox = row[9:]
     if not found:
@@ -278,6 +309,7 @@ def targeted_event(
             parent_id=parent_id,
             parent_step=parent_step,
             lease_owner=owner,
+            lease_token=params["token"],
             lease_expires_at=expires,
             created_at=float(created_at),
             updated_at=now,

@@ -50,6 +50,7 @@ def step(storage: Storage, instance_id: str, *, owner: str = OWNER, **fields: An
     record = storage.get_instance(instance_id)
     assert record is not None
     fields.setdefault("now", 2.0)
+    fields.setdefault("lease_token", record.lease_token)
     return StepCommit(
         instance_id=instance_id,
         owner=owner,
@@ -57,6 +58,13 @@ def step(storage: Storage, instance_id: str, *, owner: str = OWNER, **fields: An
         history_len=record.history_len,
         **fields,
     )
+
+
+def lease_ends(record: InstanceRecord | None, expected: float) -> bool:
+    """Whether ``record``'s lease ends at ``expected``, counted from the write: plus the (small)
+    time the call waited before writing."""
+    assert record is not None and record.lease_expires_at is not None
+    return expected <= record.lease_expires_at < expected + 1.0
 
 
 def wait_event(

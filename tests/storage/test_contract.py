@@ -36,6 +36,7 @@ from .helpers import (
     create,
     history,
     inbox_events,
+    lease_ends,
     run_threads,
     running,
     step,
@@ -78,7 +79,7 @@ def test_claim_never_gives_an_instance_to_two_owners(storage: Storage) -> None:
     second = storage.claim("w2", limit=4, lease_seconds=LEASE, now=10.0)
     assert [r.instance_id for r in first] == ["i0", "i1", "i2", "i3"]
     assert [r.instance_id for r in second] == ["i4", "i5"]
-    assert all(r.status == "running" and r.lease_expires_at == 10.0 + LEASE for r in first)
+    assert all(r.status == "running" and lease_ends(r, 10.0 + LEASE) for r in first)
     assert storage.claim("w3", limit=4, lease_seconds=LEASE, now=10.0) == []
 
 
@@ -113,7 +114,7 @@ def test_claim_instance_checks_the_owner(storage: Storage) -> None:
     running(storage, "a", now=1.0)
     assert storage.claim_instance("a", "w2", lease_seconds=LEASE, now=2.0) is None
     again = storage.claim_instance("a", OWNER, lease_seconds=LEASE, now=2.0)
-    assert again is not None and again.lease_expires_at == 2.0 + LEASE
+    assert lease_ends(again, 2.0 + LEASE)
     assert storage.claim_instance("missing", OWNER, lease_seconds=LEASE, now=2.0) is None
 
 
@@ -124,8 +125,7 @@ def test_heartbeat_extends_held_leases_and_reports_lost_ones(storage: Storage) -
     running(storage, "c", now=100.0)
     lost = storage.heartbeat(["a", "b", "c"], OWNER, lease_seconds=LEASE, now=101.0)
     assert lost == ["a", "b"]
-    record = storage.get_instance("c")
-    assert record is not None and record.lease_expires_at == 101.0 + LEASE
+    assert lease_ends(storage.get_instance("c"), 101.0 + LEASE)
 
 
 def test_release_makes_the_instance_pending(storage: Storage) -> None:
@@ -145,7 +145,7 @@ def test_commit_appends_history_and_sets_status(storage: Storage) -> None:
     assert not result.released
     record = storage.get_instance("a")
     assert record is not None and record.status == "running" and record.history_len == 3
-    assert record.lease_expires_at == 2.0 + LEASE
+    assert lease_ends(record, 2.0 + LEASE)
     assert storage.load_history("a")[1:] == events
     result = storage.commit(step(storage, "a", status="completed", output={"ok": True}))
     assert result.released
