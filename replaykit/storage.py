@@ -76,6 +76,9 @@ class InstanceRecord(msgspec.Struct, kw_only=True):
     admitted_at: float | None = None  # when its queue admitted it (its start)
     #: new for every claim: the lease a step must still hold to commit (``StepCommit.lease_token``)
     lease_token: str | None = None
+    #: the version of the code that started the current run (``Workflow.version``; None for an
+    #: instance stored before versions were recorded)
+    version: str | None = None
 
 
 class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,6 +151,7 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
     input: Any
     started_event: bytes  # JSON of the child's WorkflowStarted event
     parent_step: int | None  # None: the parent does not wait for the result
+    version: str | None = None  # the version of the child workflow's code
 
 
 class OutboxSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -208,7 +212,8 @@ class StepCommit(msgspec.Struct, kw_only=True):
        them in ``inbox``.
        ``status="running"`` keeps the lease. ``recur`` (continue-as-new) moves the history to the
        archive under the old run number, increments ``run``, sets ``input`` to ``recur_input``,
-       writes ``recur_started`` as history position 0, and makes the instance ``pending``.
+       writes ``recur_started`` as history position 0, sets ``version`` to ``recur_version``
+       (when given), and makes the instance ``pending``.
     """
 
     instance_id: str
@@ -235,6 +240,7 @@ class StepCommit(msgspec.Struct, kw_only=True):
     recur: bool = False
     recur_input: Any = None
     recur_started: bytes | None = None
+    recur_version: str | None = None  # the code version of the next run (None: unchanged)
     now: float = 0.0
 
 

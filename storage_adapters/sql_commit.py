@@ -226,6 +226,7 @@ def _insert_child(tx: SqlTx, c: StepCommit, child: ChildSpec) -> None:
         parent_step=child.parent_step,
         created_at=c.now,
         updated_at=c.now,
+        version=child.version,
     )
     insert_instance(tx, record, child.started_event)
 
@@ -287,11 +288,12 @@ def _recur(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> None:
     tx.exec(
         "UPDATE rk_instances SET run = ?, input = ?, output = NULL, error = NULL, "
         "continued_from = ?, status = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
-        "history_len = ? WHERE instance_id = ?",
+        "history_len = ?, version = COALESCE(?, version) WHERE instance_id = ?",
         old_run + 1,
         dump_json(c.recur_input),
         f"{c.instance_id}@{old_run}",
         0 if c.recur_started is None else 1,
+        c.recur_version,
         c.instance_id,
     )
     tx.notify("runnable")

@@ -71,7 +71,7 @@ T = TypeVar("T")
 INSTANCE_COLUMNS = (
     "instance_id, workflow, status, input, output, error, run, continued_from, parent_id, "
     "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len, queue, "
-    "priority, dedup_key, admitted_at, lease_token"
+    "priority, dedup_key, admitted_at, lease_token, version"
 )
 CLAIMABLE = "(status = 'pending' OR (status = 'running' AND lease_expires_at < ?))"
 CLAIM_ASSIGN = (

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import inspect
 import sys
 from collections.abc import Callable, Coroutine, Generator
@@ -118,7 +119,9 @@ class Activity(Generic[P, R]):
 class Workflow(Generic[I, R]):
     """A registered workflow: a generator function ``fn(ctx[, input])`` that yields commands."""
 
-    def __init__(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], *, name: str | None = None, version: str | None = None
+    ) -> None:
         if not inspect.isgeneratorfunction(fn):
             raise TypeError(
                 f"@workflow {fn.__qualname__} must be a generator function (use 'yield')"
@@ -132,6 +135,8 @@ class Workflow(Generic[I, R]):
         self.takes_input = len(params) == 2
         self.input_type: Any = hints.get(params[1].name, Any) if self.takes_input else None
         self.result_type: Any = _generator_return_type(hints.get("return"))
+        #: the code's version, recorded on every instance it starts (see docs/versioning.md)
+        self.version = _checked_version(fn, version) if version is not None else code_version(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -168,6 +173,35 @@ class Workflow(Generic[I, R]):
 
     def __repr__(self) -> str:
         return f"<workflow {self.name}>"
+
+
+def code_version(fn: Callable[..., Any]) -> str:
+    """The default version of a workflow's code: the first 12 hex digits of the SHA-256 of the
+    function's source (of its compiled code when the source cannot be read, e.g. ``exec``).
+    Any change to the function's text, comments included, gives a new version; a change to an
+    activity it calls does not (give ``@workflow(version=...)`` to decide yourself)."""
+    try:
+        text = inspect.getsource(fn).encode()
+    except (OSError, TypeError):
+        text = _code_bytes(fn.__code__)
+    return hashlib.sha256(text).hexdigest()[:12]
+
+
+def _code_bytes(code: Any) -> bytes:
+    parts = [code.co_code, repr(code.co_names).encode()]
+    for const in code.co_consts:
+        is_code = hasattr(const, "co_code")
+        parts.append(_code_bytes(const) if is_code else repr(const).encode())
+    return b"\0".join(parts)
+
+
+def _checked_version(fn: Callable[..., Any], version: object) -> str:
+    if not isinstance(version, str) or not version.strip() or len(version) > 100:
+        raise TypeError(
+            f"@workflow {fn.__qualname__}: version must be a non-empty string of at most 100 "
+            f"characters, not {version!r}"
+        )
+    return version
 
 
 def _generator_return_type(hint: Any) -> Any:
@@ -310,21 +344,30 @@ def activity(
 def workflow(fn: Callable[..., Generator[Any, Any, R]], /) -> Workflow[Any, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None
+    *, name: str | None = None, version: str | None = None
 ) -> Callable[[Callable[..., Generator[Any, Any, Any]]], Workflow[Any, Any]]: ...
 
 
-def workflow(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
+def workflow(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+) -> Any:
     """Declare a workflow: a generator ``fn(ctx, input)`` that yields commands.
 
     >>> @workflow
     ... def greet(ctx, name: str):
     ...     text = yield format_greeting(name)
     ...     return text
+
+    ``version`` names this code's version, recorded on every instance it starts (default: a
+    hash of the function's source, see :func:`code_version`).
     """
 
     def make(f: Callable[..., Any]) -> Workflow[Any, Any]:
-        wf: Workflow[Any, Any] = Workflow(f, name=name)
+        wf: Workflow[Any, Any] = Workflow(f, name=name, version=version)
         default_registry.add_workflow(wf)
         return wf
 

@@ -115,6 +115,13 @@ class Interpreter(EventHandlers):
         patch even when two events reach it at once."""
         return None if self._marker is None else self._scheduled_for(self._marker)
 
+    @property
+    def patches(self) -> dict[str, bool]:
+        """The patch points this run has decided: patch id -> taken (its marker is in history,
+        or was just recorded) or not (the run passed that point under code from before the
+        patch: it needs the old branch)."""
+        return dict(self._patches)
+
     def outstanding(self) -> list[ScheduledCommand]:
         """Every command issued and not yet resolved (what a resumed runtime must see to)."""
         return [self._scheduled_for(p) for p in self._pending.values()]

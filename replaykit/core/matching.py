@@ -153,7 +153,8 @@ def mismatch(
     msg += (
         ". Likely cause: the workflow code changed while this instance was running "
         "(reordered, added or removed a yield, or changed an activity's arguments); "
-        "deploy the change only for new instances or keep the old order of yields."
+        "put the change behind `if (yield Patched('<id>')):` so that instances from before it "
+        "keep the old path (docs/versioning.md), or keep the old order of yields."
     )
     return NonDeterminismError(
         msg,

@@ -293,6 +293,7 @@ def _instances_table(rows: list[InstanceRecord], title: str) -> Table:
     table.add_column("workflow", no_wrap=True)
     table.add_column("status")
     table.add_column("run", justify="right")
+    table.add_column("version", no_wrap=True)
     table.add_column("created")
     table.add_column("age", justify="right")
     now = time.time()
@@ -302,6 +303,7 @@ def _instances_table(rows: list[InstanceRecord], title: str) -> Table:
             r.workflow,
             _status_markup(r.status),
             str(r.run),
+            r.version or "-",
             when(r.created_at),
             age(r.created_at, now),
         )
@@ -380,7 +382,8 @@ def show(
         console = _out()
         console.print(
             f"[bold]{record.instance_id}[/]  {record.workflow}  {_status_markup(record.status)}"
-            f"  run {run or record.run} of {record.run}  created {when(record.created_at)}"
+            f"  run {run or record.run} of {record.run}  version {record.version or '-'}"
+            f"  created {when(record.created_at)}"
         )
         table = Table("#", "step", "event", "name", "attempt", "duration", "result / error")
         for row in make_timeline(events):
@@ -495,30 +498,36 @@ def replay_check_cmd(
     client = App(url, registry=loaded.registry, workers=False, auto_migrate=False)
     try:
         records = _candidates(client, workflow, after, status)
-        results, skipped = _check_all(client, records)
+        checked, skipped = _check_all(client, records)
     finally:
         client.stop()
+    results = [r for _, r in checked]
     failed = [r for r in results if not r.ok]
+    versions = version_report(checked, loaded.registry.workflows)
     summary = {"checked": len(results), "failed": len(failed), "skipped": skipped}
-    table = Table("instance", "step", "error", title="non-determinism", show_lines=True)
-    for r in failed:
-        table.add_row(r.instance_id, str(r.step), r.error)
     text = (
         f"{len(results)} checked, {len(failed)} broken, {len(skipped)} skipped "
         "(workflow not registered in the App)"
     )
     if options.json:
-        _emit(options, {**summary, "results": [r for r in results if not r.ok]}, "")
+        _emit(options, {**summary, "versions": versions, "results": failed}, "")
     else:
+        if versions:
+            _out().print(_versions_table(versions))
         if failed:
+            table = Table("instance", "step", "error", title="non-determinism", show_lines=True)
+            for r in failed:
+                table.add_row(r.instance_id, str(r.step), r.error)
             _out().print(table)
         _out().print(f"[{'red' if failed else 'green'}]{text}[/]")
     if failed:
         raise typer.Exit(4)
 
 
-def _check_all(app: App, records: list[InstanceRecord]) -> tuple[list[ReplayCheck], list[str]]:
-    results: list[ReplayCheck] = []
+def _check_all(
+    app: App, records: list[InstanceRecord]
+) -> tuple[list[tuple[InstanceRecord, ReplayCheck]], list[str]]:
+    checked: list[tuple[InstanceRecord, ReplayCheck]] = []
     skipped: list[str] = []
     columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=_err(), transient=True) as progress:
@@ -529,9 +538,59 @@ def _check_all(app: App, records: list[InstanceRecord]) -> tuple[list[ReplayChec
                 skipped.append(record.instance_id)
             else:
                 events = app.history(record.instance_id, run=record.run)
-                results.append(replay_check(wf, events, registry=app.registry))
+                checked.append((record, replay_check(wf, events, registry=app.registry)))
             progress.advance(task)
-    return results, skipped
+    return checked, skipped
+
+
+def version_report(
+    checked: list[tuple[InstanceRecord, ReplayCheck]], workflows: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Replay results per (workflow, code version that started the instance): how many replay
+    cleanly and how many break under the current code, whether that version is the current
+    code's, and for each patch how many instances passed its point on the old path (``old``:
+    they still need the old branch, so ``Patched`` cannot become ``DeprecatePatch`` yet) or took
+    it (``new``)."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for record, result in checked:
+        version = record.version or "unknown"
+        current = getattr(workflows.get(record.workflow), "version", None)
+        group = groups.setdefault(
+            (record.workflow, version),
+            {
+                "workflow": record.workflow,
+                "version": version,
+                "current": version == current,
+                "checked": 0,
+                "ok": 0,
+                "failed": 0,
+                "patches": {},
+            },
+        )
+        group["checked"] += 1
+        group["ok" if result.ok else "failed"] += 1
+        for patch, taken in result.patches.items():
+            counts = group["patches"].setdefault(patch, {"new": 0, "old": 0})
+            counts["new" if taken else "old"] += 1
+    return [groups[key] for key in sorted(groups)]
+
+
+def _versions_table(versions: list[dict[str, Any]]) -> Table:
+    table = Table("workflow", "version", "instances", "replay cleanly", "broken", "patches")
+    table.title = "per code version"
+    for v in versions:
+        patches = ", ".join(
+            f"{patch}: {n['new']} new, {n['old']} old path" for patch, n in v["patches"].items()
+        )
+        table.add_row(
+            v["workflow"],
+            f"{v['version']} (current)" if v["current"] else v["version"],
+            str(v["checked"]),
+            f"[green]{v['ok']}[/]",
+            f"[red]{v['failed']}[/]" if v["failed"] else "0",
+            patches or "-",
+        )
+    return table
 
 
 # --------------------------------------------------------------------------- demo

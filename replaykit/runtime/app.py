@@ -355,6 +355,7 @@ class App:
             created_at=now,
             updated_at=now,
             history_len=1,
+            version=wf.version,
         )
         try:
             stored, created = self.storage.create_instance(record, encode_event(started))

@@ -263,6 +263,7 @@ class InstanceExecutor:
                     SubscriptionSpec(channel=channel, mode=mode, subscribe=subscribe)
                 )
             case CreateChild():
+                child = self.host.registry.workflows.get(effect.workflow)
                 batch.children.append(
                     ChildSpec(
                         instance_id=effect.child_id,
@@ -270,12 +271,14 @@ class InstanceExecutor:
                         input=effect.input,
                         started_event=encode_event(effect.started),
                         parent_step=effect.parent_step,
+                        version=None if child is None else child.version,
                     )
                 )
             case Finish(next_run=WorkflowStarted() as next_run):
                 batch.recur = True
                 batch.recur_input = next_run.input
                 batch.recur_started = encode_event(next_run)
+                batch.recur_version = self.workflow.version
             case Finish(status=status, result=result, error=error, parent_event=parent_event):
                 batch.status = status  # type: ignore[assignment]
                 batch.output = result

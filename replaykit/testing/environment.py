@@ -141,6 +141,7 @@ class WorkflowEnvironment(MemoryExecutor):
             first.instance_id,
             parent_id=first.parent_id,
             parent_step=None if old is None else old.parent_step,
+            version=None if old is None else old.version,
         )
         run.run_number = first.run
         self.runs[first.instance_id] = run

@@ -22,6 +22,9 @@ class ReplayCheck(msgspec.Struct, kw_only=True):
     status: str
     error: str = ""
     step: int = 0
+    #: the patch points the history decided: patch id -> taken (False: the instance passed that
+    #: point under the code from before the patch, so it still needs the old branch)
+    patches: dict[str, bool] = {}
 
     def raise_if_failed(self) -> None:
         if not self.ok:
@@ -50,8 +53,15 @@ def replay_check(
             status="broken",
             error=str(exc),
             step=exc.step,
+            patches=interp.patches,
         )
-    return ReplayCheck(ok=True, instance_id=instance_id, events=len(events), status=decision.status)
+    return ReplayCheck(
+        ok=True,
+        instance_id=instance_id,
+        events=len(events),
+        status=decision.status,
+        patches=interp.patches,
+    )
 
 
 __all__ = ["ReplayCheck", "replay_check"]

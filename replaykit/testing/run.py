@@ -80,12 +80,15 @@ class TestRun:
         *,
         parent_id: str | None = None,
         parent_step: int | None = None,
+        version: str | None = None,
     ) -> None:
         self.env = env
         self.workflow = wf
         self.instance_id = instance_id
         self.parent_id = parent_id
         self.parent_step = parent_step
+        #: the version of the code that started the current run (``InstanceRecord.version``)
+        self.version = version or wf.version
         self.history: list[Event] = []
         self.archived: list[list[Event]] = []  # histories of earlier runs (ended with Recur)
         self.interpreter = Interpreter(wf, instance_id=instance_id, registry=env.registry)
@@ -211,6 +214,7 @@ class TestRun:
         self.archived.append(self.history)
         self.history = []
         self.run_number += 1
+        self.version = self.workflow.version
         self.interpreter = Interpreter(
             self.workflow, instance_id=self.instance_id, registry=self.env.registry
         )

@@ -100,10 +100,10 @@ CREATE_SQL = """
 WITH i AS (
     INSERT INTO rk_instances (instance_id, workflow, status, input, output, error, run,
         continued_from, parent_id, parent_step, lease_owner, lease_expires_at, created_at,
-        updated_at, history_len, event_floor, lease_token)
+        updated_at, version, history_len, event_floor, lease_token)
     VALUES (%(instance_id)s, %(workflow)s, %(status)s, %(input)s, NULL, NULL, %(run)s,
         %(continued_from)s, %(parent_id)s, %(parent_step)s, %(lease_owner)s,
-        %(lease_expires_at)s, %(created_at)s, %(updated_at)s, 1,
+        %(lease_expires_at)s, %(created_at)s, %(updated_at)s, %(version)s, 1,
         (SELECT COALESCE(MAX(id), 0) FROM rk_events), %(lease_token)s)
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id
@@ -240,6 +240,7 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
         "lease_token": record.lease_token,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
+        "version": record.version,
         "event": started_event,
     }
     return conn.execute(CREATE_SQL, params, prepare=True).fetchone() is not None

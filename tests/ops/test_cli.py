@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 from replaykit.integrations.cli import EXIT_CODES, cli, main
 from replaykit.runtime.app import App
 
-from .workflows import ops_app, wait_for_status
+from .workflows import ops_app, order, ticker, wait_for_status
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -137,7 +138,7 @@ def test_database_comes_from_the_environment(
     assert (tmp_path / "env.db").exists()
 
 
-def _app_module(tmp_path: Path, url: str, *, changed: bool = False) -> str:
+def _app_module(tmp_path: Path, url: str, *, changed: bool = False, patched: bool = False) -> str:
     """A module defining ``app`` (the ops workflows, or a changed ops_order) over ``url``."""
     name = f"rk_cli_app_{uuid.uuid4().hex[:8]}"
     body = [
@@ -154,30 +155,96 @@ def _app_module(tmp_path: Path, url: str, *, changed: bool = False) -> str:
             "    return {'reservation': reservation, 'receipt': receipt}",
             "app.register(order)",
         ]
+    if patched:  # the same reorder behind a patch: old histories replay on the old path
+        body += [
+            "from replaykit import Patched, workflow",
+            "@workflow(name='ops_order', version='v2')",
+            "def order(ctx, o):",
+            "    if (yield Patched('charge-first')):",
+            "        receipt = yield charge(o['sku'], o['amount'])",
+            "        reservation = yield reserve(o['sku'])",
+            "    else:",
+            "        reservation = yield reserve(o['sku'])",
+            "        receipt = yield charge(o['sku'], o['amount'])",
+            "    return {'reservation': reservation, 'receipt': receipt}",
+            "app.register(order)",
+        ]
     (tmp_path / f"{name}.py").write_text("\n".join(body) + "\n")
     return f"{name}:app"
 
 
-def test_replay_check_passes_and_then_catches_a_changed_workflow(
-    populated: tuple[App, dict[str, str]],
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def app_module(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., str]:
+    """``_app_module`` over the test's database, importable from the current directory."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(ROOT))
-    good = _app_module(tmp_path, database_url)
+    return functools.partial(_app_module, tmp_path, database_url)
+
+
+def test_replay_check_passes_and_then_catches_a_changed_workflow(
+    populated: tuple[App, dict[str, str]], database_url: str, app_module: Callable[..., str]
+) -> None:
+    good = app_module()
     code, out = invoke(database_url, "replay-check", good, "--since", "1h")
     assert code == 0, out
     assert "5 checked, 0 broken" in out
-    bad = _app_module(tmp_path, database_url, changed=True)
+    assert "per code version" in out and f"{order.version} (current)" in out
+    bad = app_module(changed=True)
     result = runner.invoke(cli, ["--json", "replay-check", bad, "--workflow", "ops_order"])
     assert result.exit_code == 4 == next(k for k, v in EXIT_CODES.items() if "replay" in v)
     report = json.loads(result.stdout)
     assert report["checked"] == 4 and report["failed"] == 4
     assert "step 1" in report["results"][0]["error"]
+    [version] = report["versions"]
+    assert version == {
+        "workflow": "ops_order",
+        "version": order.version,  # the code that started them is no longer the current code
+        "current": False,
+        "checked": 4,
+        "ok": 0,
+        "failed": 4,
+        "patches": {},
+    }
     assert invoke(database_url, "replay-check", "no_such_module:app")[0] == 1
     assert invoke(database_url, "replay-check", "nocolon")[0] == 2
+
+
+def test_replay_check_understands_patches_and_reports_per_version(
+    populated: tuple[App, dict[str, str]], database_url: str, app_module: Callable[..., str]
+) -> None:
+    patched = app_module(patched=True)
+    result = runner.invoke(cli, ["--json", "replay-check", patched, "--workflow", "ops_order"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["checked"], report["failed"]) == (4, 0)
+    assert report["versions"] == [
+        {
+            "workflow": "ops_order",
+            "version": order.version,
+            "current": False,
+            "checked": 4,
+            "ok": 4,
+            "failed": 0,
+            # every one passed the patch point under the old code: none may lose the old branch
+            "patches": {"charge-first": {"new": 0, "old": 4}},
+        }
+    ]
+    code, out = invoke(database_url, "replay-check", patched, "--workflow", "ops_order")
+    assert code == 0 and "charge-first: 0 new, 4 old path" in out
+
+
+def test_list_and_show_print_the_code_version(
+    populated: tuple[App, dict[str, str]], database_url: str
+) -> None:
+    _, ids = populated
+    code, out = invoke(database_url, "list", "--workflow", "ops_order")
+    assert code == 0 and "version" in out and order.version in out
+    code, out = invoke(database_url, "show", ids["completed"])
+    assert code == 0 and f"version {order.version}" in out
+    listed = as_json(database_url, "list", "--workflow", "ops_ticker")
+    assert [r["version"] for r in listed] == [ticker.version]  # type: ignore[index, union-attr]
 
 
 def test_main_returns_exit_codes_for_scripts(tmp_path: Path) -> None:

@@ -17,7 +17,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 ALL_PAGES = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
-PAGES = ["getting-started.md", "deployment.md", "operations.md", "observability.md"]
+PAGES = [
+    "getting-started.md",
+    "deployment.md",
+    "operations.md",
+    "observability.md",
+    "versioning.md",
+]
 EXAMPLES = ["order_saga.py", "payment_timeout.py", "channel_workers.py", "recurring_counter.py"]
 SKIP = "<!-- docs-test: skip"
 FENCE = re.compile(r"^```python\n(.*?)^```\n", re.S | re.M)

@@ -242,3 +242,15 @@ def test_list_page_with_100000_instances(database_url: str) -> None:
             assert c.get("/instances/bulk-000042").status_code == 200
     finally:
         app.stop()
+
+
+def test_the_code_version_shows_in_the_list_and_on_the_instance_page(
+    client: TestClient, populated: tuple[App, dict[str, str]]
+) -> None:
+    from .workflows import order
+
+    _, ids = populated
+    assert "<th>version</th>" in client.get("/").text
+    assert f'<td class="mono">{order.version}</td>' in client.get("/").text
+    page = client.get(f"/instances/{ids['completed']}").text
+    assert f'<dd class="mono" id="version">{order.version}</dd>' in page

@@ -12,6 +12,7 @@ same in memory (``WorkflowEnvironment.resume``), in the same environment and fro
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -189,8 +190,15 @@ def _park_old_instances(app: App, old: Workflow[Any, Any], clock: ManualClock) -
     _until(lambda: app.status("D/4").status == "waiting", "D's child to wait")
 
 
+def new_code_app() -> App:
+    """The App of the new deploy, as ``replaykit replay-check`` imports it (``--database`` says
+    where the histories are)."""
+    _, new = versions()
+    return App("sqlite:///unused.db", workflows=[new, SHIP], registry=Registry(), workers=False)
+
+
 def test_a_patched_deploy_finishes_instances_parked_at_every_step_of_the_old_code(
-    make_app: Callable[..., App], caplog: pytest.LogCaptureFixture
+    make_app: Callable[..., App], caplog: pytest.LogCaptureFixture, database_url: str
 ) -> None:
     old, new = versions()
     clock = ManualClock(START)
@@ -218,6 +226,41 @@ def test_a_patched_deploy_finishes_instances_parked_at_every_step_of_the_old_cod
     for order_id, history in histories.items():
         assert taken(history) == TAKES.get(order_id, []), order_id
         assert replay_check(new, history).ok, order_id
+    _replay_check_command_passes_per_version(database_url, old, new)
+
+
+def _replay_check_command_passes_per_version(
+    url: str, old: Workflow[Any, Any], new: Workflow[Any, Any]
+) -> None:
+    """``replaykit replay-check`` over the database: every instance replays under the new code;
+    per version, the old one's instances passed the patch points on the old path unless they
+    had not reached them, the new one's took both."""
+    from typer.testing import CliRunner
+
+    from replaykit.integrations.cli import cli
+
+    app_path = f"{__name__}:new_code_app"
+    result = CliRunner().invoke(cli, ["--database", url, "--json", "replay-check", app_path])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["checked"], report["failed"], report["skipped"]) == (16, 0, [])
+    by_version = {(v["workflow"], v["version"]): v for v in report["versions"]}
+    assert by_version[("dp_order", old.version)] == {
+        "workflow": "dp_order",
+        "version": old.version,
+        "current": False,
+        "checked": 7,
+        "ok": 7,
+        "failed": 0,
+        "patches": {"charge-first": {"new": 1, "old": 6}, "notify-v2": {"new": 5, "old": 2}},
+    }
+    newest = by_version[("dp_order", new.version)]
+    assert (newest["current"], newest["checked"], newest["ok"]) == (True, 1, 1)
+    assert newest["patches"] == {
+        "charge-first": {"new": 1, "old": 0},
+        "notify-v2": {"new": 1, "old": 0},
+    }
+    assert by_version[("dp_ship", SHIP.version)]["ok"] == 8  # each order's shipping child
 
 
 # -- the same in memory ---------------------------------------------------------------------------

@@ -680,6 +680,41 @@ def test_recur_archives_the_history_and_starts_the_next_run(storage: Storage) ->
     assert [type(e) for e in inbox_events(storage, "a")] == [CancelRequested]
 
 
+# -- code versions (issue 13) --------------------------------------------------------------------
+def test_an_instance_keeps_the_code_version_it_was_created_with(storage: Storage) -> None:
+    create(storage, "v", version="2")
+    create(storage, "none")
+    assert storage.get_instance("v").version == "2"  # type: ignore[union-attr]
+    assert storage.get_instance("none").version is None  # type: ignore[union-attr]
+    assert [r.version for r in storage.list_instances()] == ["2", None]  # ids "v", "none"
+    claimed = storage.claim_instance("v", OWNER, lease_seconds=LEASE, now=2.0)
+    assert claimed is not None and claimed.version == "2"
+
+
+def test_a_child_gets_its_own_code_version_and_recur_sets_the_next_runs(
+    storage: Storage,
+) -> None:
+    running(storage, "parent", version="p1")
+    started = encode_event(WorkflowStarted(workflow="sub", instance_id="kid"))
+    kid = ChildSpec(
+        instance_id="kid",
+        workflow="sub",
+        input=None,
+        started_event=started,
+        parent_step=1,
+        version="k7",
+    )
+    storage.commit(step(storage, "parent", children=[kid]))
+    assert storage.get_instance("kid").version == "k7"  # type: ignore[union-attr]
+    restart = encode_event(WorkflowStarted(workflow="wf", instance_id="parent", run=2))
+    storage.commit(step(storage, "parent", recur=True, recur_started=restart, recur_version="p2"))
+    assert storage.get_instance("parent").version == "p2"  # type: ignore[union-attr]
+    assert storage.claim_instance("parent", OWNER, lease_seconds=LEASE, now=3.0)
+    restart = encode_event(WorkflowStarted(workflow="wf", instance_id="parent", run=3))
+    storage.commit(step(storage, "parent", recur=True, recur_started=restart))  # no version
+    assert storage.get_instance("parent").version == "p2"  # type: ignore[union-attr]
+
+
 def test_cancel(storage: Storage) -> None:
     with pytest.raises(WorkflowNotFound):
         storage.request_cancel("missing", "why", now=1.0)
