@@ -79,6 +79,9 @@ class InstanceRecord(msgspec.Struct, kw_only=True):
     #: the version of the code that started the current run (``Workflow.version``; None for an
     #: instance stored before versions were recorded)
     version: str | None = None
+    #: a fork (``App.fork``): the instance whose history it copied, and the step it re-runs from
+    forked_from: str | None = None
+    forked_step: int | None = None
 
 
 class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -321,6 +324,23 @@ class Storage(Protocol):
 
     def load_history(self, instance_id: str) -> list[bytes]:
         """The current run's history events (JSON bytes) in order."""
+
+    def fork_instance(
+        self,
+        record: InstanceRecord,
+        started_event: bytes,
+        *,
+        source_run: int,
+        events: int,
+    ) -> InstanceRecord:
+        """Create the fork ``record`` (``pending``; ``forked_from`` names the source instance)
+        with ``started_event`` as history position 0 followed by positions 1 to ``events - 1``
+        of the source's current history, copied inside the database, in one transaction: the
+        fork exists with its whole history or not at all.
+
+        Raises WorkflowNotFound when the source does not exist, InvalidInput when
+        ``record.instance_id`` exists or the source is no longer at run ``source_run`` with at
+        least ``events`` events (it recurred meanwhile); nothing is stored then."""
 
     def load_archived_history(self, instance_id: str, run: int) -> list[bytes]: ...
 

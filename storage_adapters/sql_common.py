@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from replaykit.core.errors import StorageError, WorkflowNotFound
+from replaykit.core.errors import InvalidInput, StorageError, WorkflowNotFound
 from replaykit.core.history import CancelRequested, encode_event
 from replaykit.core.queues import QueueSpec, QueueStats
 from replaykit.storage import (
@@ -71,7 +71,7 @@ T = TypeVar("T")
 INSTANCE_COLUMNS = (
     "instance_id, workflow, status, input, output, error, run, continued_from, parent_id, "
     "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len, queue, "
-    "priority, dedup_key, admitted_at, lease_token, version"
+    "priority, dedup_key, admitted_at, lease_token, version, forked_from, forked_step"
 )
 CLAIMABLE = "(status = 'pending' OR (status = 'running' AND lease_expires_at < ?))"
 CLAIM_ASSIGN = (
@@ -310,6 +310,55 @@ class SqlStorage:
     def load_history(self, instance_id: str) -> list[bytes]:
         sql = "SELECT event FROM rk_history WHERE instance_id = ? ORDER BY seq"
         return [bytes(r["event"]) for r in self._read(lambda tx: tx.rows(sql, instance_id))]
+
+    def fork_instance(
+        self,
+        record: InstanceRecord,
+        started_event: bytes,
+        *,
+        source_run: int,
+        events: int,
+    ) -> InstanceRecord:
+        source_id = record.forked_from
+        if source_id is None:
+            raise InvalidInput(f"fork {record.instance_id!r} does not name its source instance")
+
+        def work(tx: SqlTx) -> InstanceRecord:
+            source = self._get_locked(tx, source_id)
+            if source is None:
+                raise WorkflowNotFound(f"cannot fork: no workflow instance with id {source_id!r}")
+            if source.run != source_run:
+                raise InvalidInput(
+                    f"cannot fork instance {source_id!r}: it moved on to run {source.run} "
+                    f"while the fork was made from run {source_run}; fork it again"
+                )
+            if source.history_len < events:
+                raise InvalidInput(
+                    f"cannot fork instance {source_id!r}: its history has "
+                    f"{source.history_len} events, not the {events} the fork copies"
+                )
+            if not sql_steps.insert_instance(tx, record, started_event):
+                raise InvalidInput(
+                    f"cannot fork instance {source_id!r} into {record.instance_id!r}: an "
+                    "instance with that id exists; choose another new id"
+                )
+            tx.exec(
+                "INSERT INTO rk_history (instance_id, seq, event) SELECT ?, seq, event "
+                "FROM rk_history WHERE instance_id = ? AND seq >= 1 AND seq < ?",
+                record.instance_id,
+                source_id,
+                events,
+            )
+            tx.exec(
+                "UPDATE rk_instances SET history_len = ? WHERE instance_id = ?",
+                events,
+                record.instance_id,
+            )
+            found = self._get(tx, record.instance_id)
+            assert found is not None
+            return found
+
+        return self._run(work)
 
     def load_archived_history(self, instance_id: str, run: int) -> list[bytes]:
         sql = "SELECT event FROM rk_history_archive WHERE instance_id = ? AND run = ? ORDER BY seq"

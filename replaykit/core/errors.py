@@ -16,6 +16,7 @@ matching standard-library error too, so ``except TimeoutError`` keeps working::
     ├── UnknownQueue               (also LookupError) no queue declared under that name
     ├── DuplicateQueueKey          an unfinished instance of the queue has that dedup key
     ├── InvalidInput               (also ValueError) input/result that cannot be encoded or decoded
+    │   └── StepOutOfRange         (also IndexError) a fork from a step the history does not have
     ├── InvalidCommand             (also TypeError) a workflow yielded a non-command
     ├── StorageError               the database failed or holds something unreadable
     └── LeaseLost                  another worker took the instance over
@@ -162,6 +163,19 @@ class DuplicateQueueKey(ReplayKitError):
 
 class InvalidInput(ReplayKitError, ValueError):
     """A value could not be encoded to, or decoded from, its declared type."""
+
+
+class StepOutOfRange(InvalidInput, IndexError):
+    """A fork was asked from a step the instance's history does not have (``step``; the
+    history's steps run from 1 to ``last_step``, and ``last_step + 1`` means its end)."""
+
+    def __init__(
+        self, message: str, *, instance_id: str = "", step: int = 0, last_step: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.step = step
+        self.last_step = last_step
 
 
 class InvalidCommand(ReplayKitError, TypeError):

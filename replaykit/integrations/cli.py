@@ -5,6 +5,7 @@
     replaykit --database sqlite:///orders.db list --status waiting --older-than 1h
     replaykit show ORDER-ID
     replaykit cancel ORDER-ID --reason "customer asked"
+    replaykit fork ORDER-ID --step 4                  # re-run from step 4 as a new instance
     replaykit send-event payment.completed --data '{"by": "visa"}' --instance ORDER-ID
     replaykit replay-check myapp.workflows:app --since 7d
     replaykit migrate --show
@@ -219,7 +220,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     allow_actions: Annotated[
-        bool, typer.Option("--allow-actions", help="Let the viewer cancel and send events.")
+        bool, typer.Option("--allow-actions", help="Let the viewer cancel, fork and send events.")
     ] = False,
     workers: Annotated[bool, typer.Option(help="Run workers in this process.")] = True,
 ) -> None:
@@ -385,6 +386,8 @@ def show(
             f"  run {run or record.run} of {record.run}  version {record.version or '-'}"
             f"  created {when(record.created_at)}"
         )
+        if record.forked_from is not None:
+            console.print(f"forked from {record.forked_from} at step {record.forked_step}")
         table = Table("#", "step", "event", "name", "attempt", "duration", "result / error")
         for row in make_timeline(events):
             style = "red" if row.error is not None else None
@@ -418,6 +421,22 @@ def cancel(
         record = app.cancel(instance_id, reason)
         text = f"cancel requested for {record.instance_id} (now {record.status})"
         _emit(options, record, text)
+
+
+@_command()
+def fork(
+    ctx: typer.Context,
+    instance_id: Annotated[str, typer.Argument(metavar="ID")],
+    step: Annotated[int, typer.Option(help="Re-run from this step (`show ID` lists them).")],
+    new_id: Annotated[str | None, typer.Option(help="The new instance's id.")] = None,
+) -> None:
+    """A new instance from ID's history up to --step: the steps before it are replayed, not run
+    again; --step and the rest run again (on the workers of the current code)."""
+    options = _opts(ctx)
+    with _client(options) as app:
+        forked = app.fork(instance_id, step=step, new_id=new_id)
+        data = {"instance_id": forked, "forked_from": instance_id, "forked_step": step}
+        _emit(options, data, f"forked {instance_id} at step {step} into {forked}")
 
 
 @_command("send-event")

@@ -26,6 +26,7 @@ from ..core.errors import (
     WorkflowNotFound,
 )
 from ..core.failures import cancelled
+from ..core.forking import fork_cut, forked_start
 from ..core.history import ErrorInfo, HistoryEvent, WorkflowStarted, decode_event, encode_event
 from ..core.queues import QueueSpec, QueueStats, queue_spec
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
@@ -424,6 +425,40 @@ class App:
             status=record.status,
         )
 
+    def fork(self, instance_id: str, *, step: int, new_id: str | None = None) -> str:
+        """A new instance from ``instance_id``'s history up to ``step``: it replays the steps
+        before ``step`` from the copied history (their activities do not run again) and runs
+        ``step`` and everything after it again, under the code this App's workers run. The
+        source may be in any status and is left as it is. Returns the new id (``new_id``, or
+        ``{instance_id}~fork-{hex}``); its record says where it came from (``forked_from``,
+        ``forked_step``). See docs/fork.md.
+
+        Raises WorkflowNotFound for an unknown instance, StepOutOfRange for a step its history
+        does not have (``1`` to one past its last step), InvalidInput when ``new_id`` exists.
+        """
+        source = self.status(instance_id)
+        history = [decode_event(b) for b in self.storage.load_history(instance_id)]
+        events = fork_cut(history, step, instance_id=instance_id)
+        new_id = new_id if new_id is not None else f"{instance_id}~fork-{uuid.uuid4().hex[:8]}"
+        if not new_id or len(new_id) > 200:
+            raise InvalidInput("new_id must be a non-empty string of at most 200 characters")
+        now = self.clock.time()
+        record = InstanceRecord(
+            instance_id=new_id,
+            workflow=source.workflow,
+            status="pending",
+            input=source.input,
+            created_at=now,
+            updated_at=now,
+            version=source.version,
+            forked_from=instance_id,
+            forked_step=step,
+        )
+        started = encode_event(forked_start(history[0], new_id))
+        self.storage.fork_instance(record, started, source_run=source.run, events=events)
+        self._wake()
+        return new_id
+
     def cancel(self, instance_id: str, reason: str = "") -> InstanceRecord:
         """Ask an instance to cancel: the workflow gets WorkflowCancelled at its current yield
         and its compensations run. A finished instance is returned unchanged."""
@@ -617,6 +652,9 @@ class App:
 
     async def cancel_async(self, instance_id: str, reason: str = "") -> InstanceRecord:
         return await asyncio.to_thread(self.cancel, instance_id, reason)
+
+    async def fork_async(self, instance_id: str, *, step: int, new_id: str | None = None) -> str:
+        return await asyncio.to_thread(self.fork, instance_id, step=step, new_id=new_id)
 
     # ------------------------------------------------------------------ integrations
 

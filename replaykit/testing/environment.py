@@ -11,7 +11,8 @@ from typing import Any
 from ..core.codec import to_builtins
 from ..core.definitions import Registry, Workflow, default_registry
 from ..core.effects import Send
-from ..core.errors import WorkflowNotFound
+from ..core.errors import InvalidInput, WorkflowNotFound
+from ..core.forking import fork_cut, forked_start
 from ..core.history import Event, EventData, Message, WorkflowStarted
 from ..core.interpreter import Interpreter
 from ..core.queues import QueueSpec, QueueStats, queue_spec
@@ -144,10 +145,37 @@ class WorkflowEnvironment(MemoryExecutor):
             version=None if old is None else old.version,
         )
         run.run_number = first.run
-        self.runs[first.instance_id] = run
-        self.store.create(first.instance_id, None)
+        return self._rebuild(run, history, _issue_times(wf, history, self.registry))
+
+    def fork(self, instance_id: str, *, step: int, new_id: str | None = None) -> TestRun:
+        """A new instance from ``instance_id``'s history up to ``step``, run by the code now
+        registered under its workflow's name, as ``App.fork`` does: the steps before ``step``
+        replay from the copied history, ``step`` and the rest run again (timers from now on).
+        The new run's ``forked_from``/``forked_step`` say where it came from.
+
+        Raises WorkflowNotFound, StepOutOfRange, or InvalidInput when ``new_id`` exists."""
+        source = self.runs.get(instance_id)
+        if source is None:
+            raise WorkflowNotFound(f"cannot fork: no workflow instance with id {instance_id!r}")
+        events = fork_cut(source.history, step, instance_id=instance_id)
+        new_id = new_id if new_id is not None else f"{instance_id}~fork-{len(self.runs) + 1}"
+        if new_id in self.runs:
+            raise InvalidInput(
+                f"cannot fork instance {instance_id!r} into {new_id!r}: an instance with that "
+                "id exists; choose another new id"
+            )
+        wf = self.registry.workflow(source.workflow.name)
+        run = TestRun(self, wf, new_id, version=source.version)
+        run.forked_from, run.forked_step = instance_id, step
+        history = [forked_start(source.history[0], new_id), *source.history[1:events]]
+        return self._rebuild(run, history, {})
+
+    def _rebuild(self, run: TestRun, history: list[Event], issued: dict[int, float]) -> TestRun:
+        """Give ``run`` the stored ``history``, replay it, plan what it left outstanding (each
+        command at the time it was issued, else now) and run on."""
+        self.runs[run.instance_id] = run
+        self.store.create(run.instance_id, None)
         run.history = list(history)
-        issued = _issue_times(wf, history, self.registry)
         run.decision = run.interpreter.feed(history, replaying=True)
         self.clock.now = max(self.clock.now, history[-1].at)
         self._take_inbox(run)

@@ -89,6 +89,9 @@ class TestRun:
         self.parent_step = parent_step
         #: the version of the code that started the current run (``InstanceRecord.version``)
         self.version = version or wf.version
+        #: a fork (``env.fork``): the instance whose history it copied, the step it re-ran from
+        self.forked_from: str | None = None
+        self.forked_step: int | None = None
         self.history: list[Event] = []
         self.archived: list[list[Event]] = []  # histories of earlier runs (ended with Recur)
         self.interpreter = Interpreter(wf, instance_id=instance_id, registry=env.registry)

@@ -43,6 +43,7 @@ PUBLIC = [
     "Sleep",
     "SleepUntil",
     "StartChild",
+    "StepOutOfRange",
     "StorageError",
     "Subscribe",
     "TerminalError",
@@ -83,4 +84,6 @@ def test_every_error_derives_from_the_one_root() -> None:
     assert all(issubclass(e, replaykit.ReplayKitError) for e in errors)
     assert issubclass(replaykit.EventTimeout, TimeoutError)
     assert issubclass(replaykit.InvalidInput, ValueError)
+    assert issubclass(replaykit.StepOutOfRange, replaykit.InvalidInput)
+    assert issubclass(replaykit.StepOutOfRange, IndexError)
     assert issubclass(replaykit.WorkflowNotFound, LookupError)

@@ -247,6 +247,25 @@ def test_list_and_show_print_the_code_version(
     assert [r["version"] for r in listed] == [ticker.version]  # type: ignore[index, union-attr]
 
 
+def test_fork_reruns_an_instance_from_a_step_and_show_says_where_it_came_from(
+    populated: tuple[App, dict[str, str]], database_url: str
+) -> None:
+    app, ids = populated
+    code, out = invoke(database_url, "fork", ids["completed"], "--step", "2", "--new-id", "f1")
+    assert code == 0 and f"forked {ids['completed']} at step 2 into f1" in out
+    assert app.result("f1", timeout=30) == app.result(ids["completed"], timeout=5)
+    code, out = invoke(database_url, "show", "f1")
+    assert code == 0 and f"forked from {ids['completed']} at step 2" in out
+    forked = as_json(database_url, "fork", ids["failed"], "--step", "2")
+    assert forked["forked_from"] == ids["failed"] and forked["forked_step"] == 2  # type: ignore[index]
+    record = as_json(database_url, "show", forked["instance_id"])["instance"]  # type: ignore[index]
+    assert (record["forked_from"], record["forked_step"]) == (ids["failed"], 2)
+    code, out = invoke(database_url, "fork", ids["completed"], "--step", "9")
+    assert code == 1 and "cannot fork instance" in out and "from step 9" in out
+    assert invoke(database_url, "fork", "no-such", "--step", "1")[0] == 3
+    assert invoke(database_url, "fork", ids["completed"])[0] == 2  # --step is required
+
+
 def test_main_returns_exit_codes_for_scripts(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     assert main(["--database", url, "migrate"]) == 0

@@ -23,6 +23,7 @@ PAGES = [
     "operations.md",
     "observability.md",
     "versioning.md",
+    "fork.md",
 ]
 EXAMPLES = ["order_saga.py", "payment_timeout.py", "channel_workers.py", "recurring_counter.py"]
 SKIP = "<!-- docs-test: skip"

@@ -254,3 +254,31 @@ def test_the_code_version_shows_in_the_list_and_on_the_instance_page(
     assert f'<td class="mono">{order.version}</td>' in client.get("/").text
     page = client.get(f"/instances/{ids['completed']}").text
     assert f'<dd class="mono" id="version">{order.version}</dd>' in page
+
+
+def test_the_fork_action_reruns_an_instance_from_a_step_when_allowed(
+    client: TestClient, populated: tuple[App, dict[str, str]]
+) -> None:
+    app, ids = populated
+    assert 'action="/actions/fork"' not in client.get(f"/instances/{ids['completed']}").text
+    assert client.post("/actions/fork", data={"instance_id": "x", "step": "1"}).status_code in (
+        404,
+        405,
+    )
+    with TestClient(viewer_app(app, allow_actions=True)) as c:
+        page = c.get(f"/instances/{ids['completed']}").text
+        assert 'action="/actions/fork"' in page and "Fork: re-run from this step" in page
+        form = {"instance_id": ids["completed"], "step": "2", "new_id": "ui-fork"}
+        forked = c.post("/actions/fork", data=form, follow_redirects=False)
+        assert forked.status_code == 303
+        assert forked.headers["location"].startswith("/instances/ui-fork?flash=forked")
+        assert app.result("ui-fork", timeout=30) == app.result(ids["completed"], timeout=5)
+        shown = c.get("/instances/ui-fork").text
+        assert f">{ids['completed']}</a> at step 2</dd>" in shown
+        for bad, code in (
+            ({"instance_id": ids["completed"], "step": "99"}, 400),
+            ({"instance_id": ids["completed"], "step": "two"}, 400),
+            ({"instance_id": "nope", "step": "1"}, 404),
+            ({"instance_id": ids["completed"], "step": "1", "new_id": "ui-fork"}, 400),
+        ):
+            assert c.post("/actions/fork", data=bad).status_code == code, bad

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from replaykit.core.errors import LeaseLost, StorageError, WorkflowNotFound
+from replaykit.core.errors import InvalidInput, LeaseLost, StorageError, WorkflowNotFound
 from replaykit.core.history import (
     CancelRequested,
     ChildCompleted,
@@ -21,6 +22,7 @@ from replaykit.core.history import (
 )
 from replaykit.storage import (
     ChildSpec,
+    InstanceRecord,
     OutboxSpec,
     PublishSpec,
     Storage,
@@ -713,6 +715,64 @@ def test_a_child_gets_its_own_code_version_and_recur_sets_the_next_runs(
     restart = encode_event(WorkflowStarted(workflow="wf", instance_id="parent", run=3))
     storage.commit(step(storage, "parent", recur=True, recur_started=restart))  # no version
     assert storage.get_instance("parent").version == "p2"  # type: ignore[union-attr]
+
+
+# -- forks (issue 13) ----------------------------------------------------------------------------
+def _fork_record(new_id: str, source: str = "a", **fields: Any) -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=new_id,
+        workflow="wf",
+        status="pending",
+        forked_from=source,
+        forked_step=2,
+        created_at=5.0,
+        updated_at=5.0,
+        **fields,
+    )
+
+
+def test_a_fork_copies_a_prefix_of_the_source_history(storage: Storage) -> None:
+    running(storage, "a", input={"n": 1})
+    done = [encode_event(TimerFired(step=i)) for i in (1, 2, 3)]
+    storage.commit(step(storage, "a", events=done, status="failed", error={"type": "X"}))
+    forked_started = encode_event(WorkflowStarted(workflow="wf", instance_id="b"))
+    record = _fork_record("b", input={"n": 1}, version="v1")
+    stored = storage.fork_instance(record, forked_started, source_run=1, events=3)
+    assert (stored.status, stored.history_len, stored.forked_from, stored.forked_step) == (
+        "pending",
+        3,
+        "a",
+        2,
+    )
+    assert (stored.input, stored.version, stored.parent_id) == ({"n": 1}, "v1", None)
+    assert storage.load_history("b") == [forked_started, *done[:2]]
+    assert storage.get_instance("a").status == "failed"  # type: ignore[union-attr]
+    assert len(storage.load_history("a")) == 4
+    claimed = storage.claim("w", limit=5, lease_seconds=LEASE, now=6.0)
+    assert [r.instance_id for r in claimed] == ["b"]  # runnable at once
+    only_start = storage.fork_instance(_fork_record("c"), forked_started, source_run=1, events=1)
+    assert only_start.history_len == 1 and storage.load_history("c") == [forked_started]
+
+
+def test_a_fork_that_cannot_be_made_stores_nothing(storage: Storage) -> None:
+    running(storage, "a")
+    storage.commit(step(storage, "a", events=[encode_event(TimerFired(step=1))]))
+    started = encode_event(WorkflowStarted(workflow="wf", instance_id="b"))
+    with pytest.raises(WorkflowNotFound):
+        storage.fork_instance(_fork_record("b", "missing"), started, source_run=1, events=1)
+    with pytest.raises(InvalidInput, match="moved on to run 1"):  # asked of run 2
+        storage.fork_instance(_fork_record("b"), started, source_run=2, events=2)
+    with pytest.raises(InvalidInput, match="has 2 events, not the 3"):
+        storage.fork_instance(_fork_record("b"), started, source_run=1, events=3)
+    assert storage.get_instance("b") is None and storage.load_history("b") == []
+    create(storage, "taken")
+    with pytest.raises(InvalidInput, match="exists"):
+        storage.fork_instance(_fork_record("taken"), started, source_run=1, events=2)
+    assert storage.load_history("taken") == [encode_event_of("taken")]
+
+
+def encode_event_of(instance_id: str) -> bytes:
+    return encode_event(WorkflowStarted(workflow="wf", instance_id=instance_id))
 
 
 def test_cancel(storage: Storage) -> None:

@@ -2,7 +2,7 @@
 
 >>> from replaykit.integrations.viewer import viewer_app
 >>> asgi = viewer_app(app)                      # mount it, or: uvicorn.run(asgi)
->>> asgi = viewer_app(app, allow_actions=True)  # also cancel and send events from the pages
+>>> asgi = viewer_app(app, allow_actions=True)  # also cancel, fork and send events
 
 Needs ``starlette`` (``pip install 'replaykit-durable[http]'``); the helpers in
 :mod:`.timeline` do not.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
@@ -136,6 +136,24 @@ class Viewer:
             return PlainTextResponse(f"no instance {instance_id!r}", status_code=404)
         return self._back(request, f"/instances/{instance_id}", "cancel requested")
 
+    async def fork(self, request: Request) -> Response:
+        form = await self._form(request)
+        instance_id = form.get("instance_id", "")
+        try:
+            step = int(form.get("step", ""))
+        except ValueError:
+            return PlainTextResponse("not forked: step must be a whole number", status_code=400)
+        new_id = form.get("new_id") or None
+        try:
+            forked = await run_in_threadpool(
+                lambda: self.app.fork(instance_id, step=step, new_id=new_id)
+            )
+        except WorkflowNotFound:
+            return PlainTextResponse(f"no instance {instance_id!r}", status_code=404)
+        except ReplayKitError as exc:
+            return PlainTextResponse(f"not forked: {exc}", status_code=400)
+        return self._back(request, f"/instances/{quote(forked)}", f"forked from {instance_id}")
+
     async def send_event(self, request: Request) -> Response:
         form = await self._form(request)
         instance_id = form.get("instance_id") or None
@@ -186,6 +204,7 @@ def build_viewer(app: App, *, allow_actions: bool = False) -> Starlette:
     if allow_actions:
         routes += [
             Route("/actions/cancel", viewer.cancel, methods=["POST"]),
+            Route("/actions/fork", viewer.fork, methods=["POST"]),
             Route("/actions/send-event", viewer.send_event, methods=["POST"]),
         ]
     return Starlette(routes=routes, exception_handlers={_Forbidden: _forbidden})
