@@ -19,6 +19,7 @@ import msgspec
 
 from ..core.codec import to_builtins
 from ..core.definitions import Activity, Registry, Workflow, default_registry
+from ..core.effects import Values
 from ..core.errors import (
     InvalidInput,
     ReplayKitError,
@@ -30,7 +31,7 @@ from ..core.forking import fork_cut, forked_start
 from ..core.history import ErrorInfo, HistoryEvent, WorkflowStarted, decode_event, encode_event
 from ..core.queues import QueueSpec, QueueStats, queue_spec
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
-from .clock import Clock, SystemClock
+from .clock import SYSTEM_VALUES, Clock, SystemClock
 from .hooks import HookDispatcher, LoggingHooks
 from .intake import StartOn, intake_factory
 from .outbox import Deliver, OutboxRelay
@@ -75,6 +76,13 @@ class App:
     or a Storage object. ``workers=False`` makes a client only (start, query, cancel, send).
     ``lease_seconds`` (default 300, kept alive by heartbeats) is how long a crashed worker's
     instances stay locked before another worker takes them over.
+
+    Test hooks (both default to the real thing): ``clock`` is where the App reads the time
+    (``time()``: timers, leases, the ``at`` of history events, ``Now()``), and ``values`` gives
+    the values of ``Uuid``, ``Random`` and ``SideEffect`` (``replaykit.core.effects.Values``).
+    A test that passes a clock it moves itself and seeded values (e.g.
+    ``replaykit.testing.executor.SeededValues``) makes an App's histories reproducible; the
+    differential suite (``tests/differential``) runs App so.
     """
 
     def __init__(
@@ -91,6 +99,7 @@ class App:
         hooks: Sequence[Any] = (),
         auto_migrate: bool = True,
         clock: Clock | None = None,
+        values: Values | None = None,
         outbox_delivery: Deliver | str | None = None,
         outbox_mode: Literal["binary", "structured"] = "binary",
         outbox_options: dict[str, Any] | None = None,
@@ -109,6 +118,7 @@ class App:
         self.poll_interval = poll_interval
         self.auto_migrate = auto_migrate
         self.clock: Clock = clock or SystemClock()
+        self.values: Values = values or SYSTEM_VALUES
         self.hooks = HookDispatcher([LoggingHooks(), *hooks])
         self.outbox_delivery = outbox_delivery
         self.outbox_mode = outbox_mode
@@ -169,6 +179,7 @@ class App:
                 poll_interval=self.poll_interval,
                 owner=f"{self.owner}-{uuid.uuid4().hex[:6]}",
                 on_finished=self._on_finished,
+                values=self.values,
             )
             self.worker.queues = sorted(self.queues)
             self.worker.start()

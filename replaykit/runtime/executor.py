@@ -35,6 +35,7 @@ from ..core.effects import (
     SetTimer,
     SkipMarker,
     Subscription,
+    Values,
 )
 from ..core.errors import ReplayKitError, UnknownWorkflow
 from ..core.history import Event, RetryTimerFired, WorkflowStarted, decode_event, encode_event
@@ -53,7 +54,7 @@ from ..storage import (
     WaitSpec,
 )
 from .activities import AsyncRunner, Outbox, RuntimeActivityContext, invoke
-from .clock import SYSTEM_VALUES, Clock
+from .clock import Clock
 from .hooks import HookDispatcher
 
 log = logging.getLogger("replaykit.runtime")
@@ -65,6 +66,7 @@ class ExecutorHost(Protocol):
     storage: Storage
     registry: Registry
     clock: Clock
+    values: Values
     hooks: HookDispatcher
     owner: str
     lease_seconds: float
@@ -110,7 +112,7 @@ class InstanceExecutor:
             self.workflow.name,
             self.instance_id,
             host.registry,
-            SYSTEM_VALUES,
+            host.values,
             stored=self,
             run=record.run,
         )

@@ -22,11 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..core.definitions import Registry
+from ..core.effects import Values
 from ..core.errors import LeaseLost, ReplayKitError, StorageError
 from ..core.history import WorkflowStarted
 from ..storage import InboxItem, InstanceRecord, Storage
 from .activities import AsyncRunner
-from .clock import Clock
+from .clock import SYSTEM_VALUES, Clock
 from .executor import InstanceExecutor
 from .hooks import HookDispatcher
 
@@ -68,10 +69,12 @@ class Worker:
         poll_interval: float = 1.0,
         owner: str | None = None,
         on_finished: Callable[[InstanceExecutor], None] | None = None,
+        values: Values = SYSTEM_VALUES,
     ) -> None:
         self.storage = storage
         self.registry = registry
         self.clock = clock
+        self.values = values
         self.hooks = hooks
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds

@@ -1,0 +1,410 @@
+"""The differential harness: one script of outside stimuli, run in memory and in ``App``.
+
+A :class:`Scenario` names the workflows it needs and a script of stimuli (start an instance,
+send an event, publish or send a message, cancel, move the clock). :func:`run_memory` plays the
+script in :class:`~replaykit.testing.WorkflowEnvironment`; :func:`run_app` plays it in an
+:class:`~replaykit.App` on a database, with a :class:`ManualClock` and waiting for quiescence after
+every stimulus, so that both see the same times and the same order of outside input. Each returns
+an :class:`Outcome`: every instance's status, result or error and its histories (archived runs
+too), plus what activities wrote to the outbox, normalised only where runs legitimately differ
+(see :func:`normalise`). :func:`assert_same` fails with a unified diff, one event per line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from replaykit import App
+from replaykit.core.definitions import Activity, Registry, Workflow
+from replaykit.runtime.outbox import OutboxRelay
+from replaykit.testing import WorkflowEnvironment
+from replaykit.testing.clock import DEFAULT_START
+from replaykit.testing.executor import SeededValues
+
+SEED = 0  # both sides draw Uuid and Random values from SeededValues(SEED)
+
+# -- stimuli ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartWorkflow:
+    """Start ``workflow`` (a name) with ``input`` as ``instance_id``."""
+
+    workflow: str
+    instance_id: str
+    input: Any = None
+
+
+@dataclass(frozen=True)
+class SendEvent:
+    """``send_event(type, data, instance_id=...)``: targeted, or broadcast when ``instance_id``
+    is None."""
+
+    type: str
+    data: Any = None
+    instance_id: str | None = None
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class PublishMessage:
+    """``publish(channel, data, metadata)`` from outside any workflow."""
+
+    channel: str
+    data: Any = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    """``send_message(instance_id, channel, data)``: straight to one instance."""
+
+    instance_id: str
+    channel: str
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """``cancel(instance_id, reason)``."""
+
+    instance_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Advance:
+    """Move the clock ``seconds`` forward, firing every timer due on the way, in order."""
+
+    seconds: float
+
+
+Stimulus = StartWorkflow | SendEvent | PublishMessage | SendMessage | Cancel | Advance
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Workflows (children included) and activities (compensations are found through the
+    activities that name them), a script, and the final status every listed instance must reach
+    (so a scenario cannot pass by doing nothing on every side)."""
+
+    name: str
+    workflows: tuple[Workflow[Any, Any], ...]
+    script: tuple[Stimulus, ...]
+    expect: dict[str, str]
+    activities: tuple[Activity[Any, Any], ...] = ()
+
+    def registry(self) -> Registry:
+        registry = Registry()
+        for wf in self.workflows:
+            registry.add_workflow(wf)
+        for act in self.activities:
+            registry.add_activity(act)
+        return registry
+
+
+# -- outcomes ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Instance:
+    """One instance at the end of a script: its status, result/error and every run's history."""
+
+    status: str
+    result: Any
+    error: Any
+    runs: list[list[dict[str, Any]]]
+
+
+@dataclass
+class Outcome:
+    instances: dict[str, Instance]
+    outbox: list[dict[str, Any]]
+
+    def statuses(self) -> dict[str, str]:
+        return {i: inst.status for i, inst in self.instances.items()}
+
+    def lines(self) -> list[str]:
+        """The whole outcome, one line per history event (the text the diff compares)."""
+        out: list[str] = []
+        for instance_id, inst in sorted(self.instances.items()):
+            out.append(f"== {instance_id}: {inst.status}")
+            if inst.result is not None:
+                out.append(f"   result {_dump(inst.result)}")
+            if inst.error is not None:
+                out.append(f"   error {_dump(inst.error)}")
+            for number, events in enumerate(inst.runs, start=1):
+                out.append(f"   run {number}")
+                out.extend(f"     {_dump(event)}" for event in events)
+        out.append("== outbox")
+        out.extend(f"   {_dump(item)}" for item in self.outbox)
+        return out
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def _to_plain(value: Any) -> Any:
+    return msgspec.to_builtins(value)
+
+
+def _error(error: Any) -> Any:
+    if error is None:
+        return None
+    plain = _to_plain(error)
+    return dict(plain) if isinstance(plain, dict) else plain
+
+
+def _outbox_item(event: Any) -> dict[str, Any]:
+    """What an activity put into ``ctx.outbox``: its type, data and the attributes it chose.
+    The runtime fills in ``id``, ``source``, ``specversion`` and ``time`` when missing; the
+    test environment records the event as sent, so those defaults are not compared."""
+    if hasattr(event, "get_attributes"):
+        attrs = dict(event.get_attributes())
+        attrs["data"] = event.get_data()
+    else:
+        attrs = dict(_to_plain(event))
+    return {k: v for k, v in attrs.items() if k not in ("id", "source", "specversion", "time")}
+
+
+# -- in memory --------------------------------------------------------------------------------
+
+
+def run_memory(scenario: Scenario) -> Outcome:
+    """Play the script in a fresh :class:`WorkflowEnvironment`."""
+    registry = scenario.registry()
+    env = WorkflowEnvironment(registry=registry, start_time=DEFAULT_START, seed=SEED)
+    for stimulus in scenario.script:
+        match stimulus:
+            case StartWorkflow(workflow=name, instance_id=iid, input=value):
+                env.start(registry.workflow(name), value, instance_id=iid)
+            case SendEvent(type=type_, data=data, instance_id=iid, id=eid):
+                env.send_event(type_, data, instance_id=iid, id=eid)
+            case PublishMessage(channel=channel, data=data, metadata=metadata):
+                env.publish(channel, data, dict(metadata))
+            case SendMessage(instance_id=iid, channel=channel, data=data):
+                env.send_message(iid, channel, data)
+            case Cancel(instance_id=iid, reason=reason):
+                env.cancel(iid, reason)
+            case Advance(seconds=seconds):
+                env.advance(seconds)
+    instances = {}
+    for instance_id, run in env.runs.items():
+        status = env.store.status(instance_id)
+        decision = run.decision
+        runs = [[_to_plain(e) for e in h] for h in [*run.archived, run.history]]
+        done = status in TERMINAL
+        instances[instance_id] = Instance(
+            status=status,
+            result=_to_plain(decision.result) if done and status == "completed" else None,
+            error=_error(decision.error) if done and status != "completed" else None,
+            runs=runs,
+        )
+    outbox = [_outbox_item(e) for e in env.outbox.sent]
+    return normalise(Outcome(instances, outbox))
+
+
+# -- in App, on a database --------------------------------------------------------------------
+
+
+class ManualClock:
+    """A clock that moves only when told to (``App(clock=...)``): the App sees the same times
+    as the test environment's virtual clock."""
+
+    def __init__(self, now: float = DEFAULT_START) -> None:
+        self.now = now
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        with self._lock:
+            return self.now
+
+    def set(self, now: float) -> None:
+        with self._lock:
+            self.now = max(self.now, now)
+
+
+class NotQuiescent(AssertionError):
+    """The App did not settle in time (an instance kept running, or a due timer never fired)."""
+
+
+class AppDriver:
+    """Plays stimuli into a running App and waits until it has nothing left to do."""
+
+    def __init__(self, app: App, clock: ManualClock, *, settle_timeout: float = 30.0) -> None:
+        self.app = app
+        self.clock = clock
+        self.settle_timeout = settle_timeout
+
+    def busy(self) -> str | None:
+        """What the App is still doing (None: nothing)."""
+        app = self.app
+        worker = app.worker
+        if worker is not None and worker.active_count():
+            return f"{worker.active_count()} instance(s) held by the worker"
+        for status in ("pending", "running"):
+            found = app.list_instances(status=status, limit=1)
+            if found:
+                return f"instance {found[0].instance_id!r} is {status}"
+        due = app.storage.next_timer_at()
+        if due is not None and due <= self.clock.time():
+            return f"a timer due at {due} has not fired (now {self.clock.time()})"
+        return None
+
+    def settle(self) -> None:
+        """Wait until the App is idle: twice in a row, nothing runs and no timer is due."""
+        deadline = time.monotonic() + self.settle_timeout
+        quiet = 0
+        while quiet < 2:
+            state = self.busy()
+            quiet = quiet + 1 if state is None else 0
+            if time.monotonic() > deadline:
+                raise NotQuiescent(f"the App did not settle in {self.settle_timeout} s: {state}")
+            time.sleep(0.003)
+
+    def advance(self, seconds: float) -> None:
+        """As ``WorkflowEnvironment.advance``: jump from timer to timer up to the target, letting
+        the App fire each and settle before the next."""
+        target = self.clock.time() + seconds
+        self.settle()
+        while (at := self.app.storage.next_timer_at()) is not None and at <= target:
+            self.clock.set(at)
+            self.settle()
+        self.clock.set(target)
+
+    def play(self, stimulus: Stimulus) -> None:
+        app = self.app
+        match stimulus:
+            case StartWorkflow(workflow=name, instance_id=iid, input=value):
+                app.start_workflow(name, value, instance_id=iid)
+            case SendEvent(type=type_, data=data, instance_id=iid, id=eid):
+                app.send_event(type_, data, instance_id=iid, id=eid)
+            case PublishMessage(channel=channel, data=data, metadata=metadata):
+                app.publish(channel, data, dict(metadata))
+            case SendMessage(instance_id=iid, channel=channel, data=data):
+                app.send_message(iid, channel, data)
+            case Cancel(instance_id=iid, reason=reason):
+                app.cancel(iid, reason)
+            case Advance(seconds=seconds):
+                self.advance(seconds)
+        self.settle()
+
+
+def run_app(scenario: Scenario, database: str, **app_options: Any) -> Outcome:
+    """Play the script in an App on ``database`` (an empty one) with one worker slot, so the
+    instances run one at a time as in the test environment, on a :class:`ManualClock` and with
+    the test environment's seeded ``Uuid``/``Random`` values."""
+    clock = ManualClock()
+    options: dict[str, Any] = {
+        "concurrency": 1,
+        "poll_interval": 0.02,
+        "values": SeededValues(SEED),
+    }
+    options.update(app_options)
+    app = App(database, registry=scenario.registry(), clock=clock, **options)
+    with app:
+        driver = AppDriver(app, clock)
+        for stimulus in scenario.script:
+            driver.play(stimulus)
+        instances = {r.instance_id: _app_instance(app, r) for r in app.list_instances(limit=10_000)}
+        delivered: list[dict[str, Any]] = []
+        relay = OutboxRelay(app.storage, delivered.append, clock=clock)
+        while relay.run_once():
+            pass
+    outbox = [_outbox_item(e) for e in delivered]
+    return normalise(Outcome(instances, outbox))
+
+
+def _app_instance(app: App, record: Any) -> Instance:
+    iid = record.instance_id
+    runs = [[_to_plain(e) for e in app.history(iid, run=n)] for n in range(1, record.run)]
+    runs.append([_to_plain(e) for e in app.history(iid)])
+    done = record.status in TERMINAL
+    return Instance(
+        status=record.status,
+        result=record.output if done and record.status == "completed" else None,
+        error=_error(record.error) if done and record.status != "completed" else None,
+        runs=runs,
+    )
+
+
+# -- normalising and comparing ----------------------------------------------------------------
+
+
+def normalise(outcome: Outcome) -> Outcome:
+    """Take out what legitimately differs between runs: timestamps are made offsets from the
+    script's start (both sides run on the same clock, so they are compared, not dropped);
+    channel message ids, numbered by each database, are renamed in order of first appearance
+    (``<message 1>``); an error's traceback keeps its last line (type and message), not the call
+    stack of the executor that ran it. Uuid and Random values are not touched: both sides draw
+    them from the same seeded generator."""
+    ids: dict[Any, str] = {}
+    for _, inst in sorted(outcome.instances.items()):
+        for events in inst.runs:
+            for event in events:
+                message = event.get("message")
+                if event.get("e") == "MessageReceived" and isinstance(message, dict):
+                    ids.setdefault(message.get("id"), f"<message {len(ids) + 1}>")
+    instances = {
+        iid: Instance(
+            status=inst.status,
+            result=inst.result,
+            error=_short_traceback(inst.error),
+            runs=[[_event(e, ids) for e in events] for events in inst.runs],
+        )
+        for iid, inst in outcome.instances.items()
+    }
+    return Outcome(instances, outcome.outbox)
+
+
+def _event(event: dict[str, Any], message_ids: dict[Any, str]) -> dict[str, Any]:
+    out = {k: (round(v - DEFAULT_START, 6) if k == "at" else v) for k, v in event.items()}
+    message = out.get("message")
+    if out.get("e") == "MessageReceived" and isinstance(message, dict):
+        out["message"] = {**message, "id": message_ids[message.get("id")]}
+    if isinstance(out.get("error"), dict):
+        out["error"] = _short_traceback(out["error"])
+    return out
+
+
+def _short_traceback(error: Any) -> Any:
+    if isinstance(error, dict) and error.get("traceback"):
+        lines = [line for line in str(error["traceback"]).splitlines() if line.strip()]
+        return {**error, "traceback": lines[-1] if lines else ""}
+    return error
+
+
+def diff(expected: Outcome, actual: Outcome, *, labels: Sequence[str] = ("memory", "app")) -> str:
+    """A unified diff of two outcomes, one history event per line ('' when equal)."""
+    lines = difflib.unified_diff(
+        expected.lines(), actual.lines(), fromfile=labels[0], tofile=labels[1], lineterm="", n=4
+    )
+    return "\n".join(lines)
+
+
+def assert_same(memory: Outcome, other: Outcome, backend: str) -> None:
+    """Fail with a readable diff unless both outcomes are identical."""
+    text = diff(memory, other, labels=("memory", backend))
+    if text:
+        raise AssertionError(f"memory and {backend} disagree:\n{text}")
+
+
+def check_expectations(scenario: Scenario, outcome: Outcome) -> None:
+    """The scenario reached the statuses it was written for (on the memory side)."""
+    got = {
+        iid: outcome.instances[iid].status if iid in outcome.instances else "missing"
+        for iid in scenario.expect
+    }
+    assert got == scenario.expect, f"{scenario.name}: expected {scenario.expect}, got {got}"
