@@ -192,7 +192,9 @@ class WorkflowEnvironment(MemoryExecutor):
     # -- the loop ---------------------------------------------------------------------------------
 
     def run_until_idle(self) -> None:
-        """Run every runnable instance until all of them wait or have ended."""
+        """Run every runnable instance until all of them wait or have ended. Timers already due
+        fire too (``Sleep(0)``, a ``SleepUntil`` in the past), as a database's timer loop fires
+        them at once; the clock does not move."""
         if self._running:
             return
         self._running = True
@@ -200,9 +202,10 @@ class WorkflowEnvironment(MemoryExecutor):
             while True:
                 self.store.admit(self.clock.now)  # as a worker admits before it claims
                 instance_id = self.store.next_runnable()
-                if instance_id is None:
+                if instance_id is not None:
+                    self._drive(self.runs[instance_id])
+                elif not self.store.fire_due_timers(self.clock.now):
                     break
-                self._drive(self.runs[instance_id])
         finally:
             self._running = False
 

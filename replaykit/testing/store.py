@@ -16,8 +16,11 @@ It follows the SQL adapters rule for rule (``storage_adapters/sql_commit.py`` an
 * a timeout fires only while its wait exists; a finished instance keeps no timers, waits or
   subscriptions; a child's end goes to its waiting parent's inbox unless the parent has ended.
 
-Instances receive history events in an *inbox*; ``runnable`` lists the instances to run next, in
-the order they became runnable.
+Instances receive history events in an *inbox*; ``runnable`` holds the instances to run next, in
+the order a database's worker claims them: by the time they became runnable, then by id (the
+claim's ``ORDER BY updated_at, instance_id``). So instances woken at the same moment, by one
+broadcast or by timers due together, run in id order on every side, whatever order their waits
+or timers were registered in.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.instances: dict[str, _Instance] = {}
-        self.runnable: deque[str] = deque()
+        self.runnable: list[tuple[float, str]] = []  # a heap of (since, instance id)
         self.events: list[tuple[int, EventData, str | None]] = []
         self.messages: list[_Message] = []
         self._deliveries: set[tuple[str, int]] = set()
@@ -130,7 +133,7 @@ class MemoryStore:
             return True
         inbox = deque([started])
         self.instances[instance_id] = _Instance("pending", floor, parent, parent_step, inbox)
-        self.runnable.append(instance_id)
+        self._runnable(instance_id, started.at)
         return True
 
     def enqueue(
@@ -152,13 +155,17 @@ class MemoryStore:
         admitted = self.queues.admit(now, self.status)
         for instance_id in admitted:
             self.instances[instance_id].status = "pending"
-            self.runnable.append(instance_id)
+            self._runnable(instance_id, now)
         return bool(admitted)
+
+    def _runnable(self, instance_id: str, now: float) -> None:
+        heapq.heappush(self.runnable, (now, instance_id))
 
     def next_runnable(self) -> str | None:
         """The next pending instance, now running (None: nothing to run)."""
         while self.runnable:
-            instance = self.instances[instance_id := self.runnable.popleft()]
+            _, instance_id = heapq.heappop(self.runnable)
+            instance = self.instances[instance_id]
             if instance.status == "pending":
                 instance.status = "running"
                 return instance_id
@@ -190,21 +197,21 @@ class MemoryStore:
     def subscriptions(self, instance_id: str) -> dict[str, str]:
         return {ch: sub[0] for ch, sub in self.instances[instance_id].subscriptions.items()}
 
-    def deliver(self, instance_id: str, event: Event) -> None:
+    def deliver(self, instance_id: str, event: Event, now: float) -> None:
         """Put ``event`` into the inbox and wake the instance if it waits."""
         instance = self.instances[instance_id]
         instance.inbox.append(event)
         if instance.status == "waiting":
             instance.status = "pending"
-            self.runnable.append(instance_id)
+            self._runnable(instance_id, now)
 
     def cancel(self, instance_id: str, reason: str, now: float) -> None:
         instance = self._get(instance_id)
         if instance.status not in TERMINAL:
-            self.deliver(instance_id, CancelRequested(reason=reason, at=now))
+            self.deliver(instance_id, CancelRequested(reason=reason, at=now), now)
         if instance.status == "queued":  # not admitted yet: it leaves its queue to end now
             instance.status = "pending"
-            self.runnable.append(instance_id)
+            self._runnable(instance_id, now)
 
     def _get(self, instance_id: str) -> _Instance:
         instance = self.instances.get(instance_id)
@@ -248,14 +255,14 @@ class MemoryStore:
             kept = [e for e in instance.inbox if isinstance(e, CancelRequested)]
             instance.inbox = deque([finish.next_run, *kept])
             instance.status = "pending"
-            self.runnable.append(instance_id)
+            self._runnable(instance_id, now)
             return
         instance.status = finish.status
         instance.subscriptions.clear()
         parent_id, event = instance.parent, finish.parent_event
         alive = parent_id is not None and self.instances[parent_id].status not in TERMINAL
         if event is not None and parent_id is not None and alive:
-            self.deliver(parent_id, event)
+            self.deliver(parent_id, event, now)
 
     # -- waits and timers -----------------------------------------------------------------------
 
@@ -317,7 +324,7 @@ class MemoryStore:
                 continue
             if timer.is_timeout and instance.waits.pop(step, None) is None:
                 continue  # the wait was satisfied first: the timeout is void
-            self.deliver(instance_id, timer.event)
+            self.deliver(instance_id, timer.event, now)
             fired = True
         return fired
 
@@ -347,7 +354,7 @@ class MemoryStore:
                     and self._take_wait(instance_id, step)
                 ):
                     self._deliveries.add((instance_id, event_id))
-                    self.deliver(instance_id, _received(step, event, now))
+                    self.deliver(instance_id, _received(step, event, now), now)
                     break
         return True
 
@@ -412,7 +419,7 @@ class MemoryStore:
                 stored.claimed_by = instance_id
             else:
                 self._advance(instance_id, channel, stored.message.id)
-            self.deliver(instance_id, _message_received(step, stored.message, now))
+            self.deliver(instance_id, _message_received(step, stored.message, now), now)
             if claim:
                 return
 

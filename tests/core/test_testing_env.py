@@ -24,6 +24,7 @@ from replaykit import (
     Recur,
     SideEffect,
     Sleep,
+    SleepUntil,
     StartChild,
     Subscribe,
     Uuid,
@@ -36,6 +37,7 @@ from replaykit import (
 )
 from replaykit.core.history import ValueRecorded, WorkflowStarted
 from replaykit.testing import WorkflowEnvironment, WorkflowStuck, replay_check
+from replaykit.testing.clock import DEFAULT_START
 
 DAY = 86400.0
 
@@ -330,6 +332,45 @@ def test_a_finished_subscriber_takes_no_more_messages() -> None:
     assert first.result() == "one"
     env.run(te_job_publisher, "two")  # kept for the next competing subscriber
     assert env.start(te_listener, "competing").result() == "two"
+
+
+@workflow(name="te_late_taker")
+def te_late_taker(ctx: Any) -> Generator[Command, Any, Any]:
+    yield Subscribe("pool", mode="competing")
+    yield Sleep(10)
+    try:
+        msg = yield Receive("pool", timeout=5)
+    except TimeoutError:
+        return None
+    return msg.data
+
+
+def test_instances_woken_together_run_in_id_order_as_a_database_claims_them() -> None:
+    # b's timer is set before a's; both fire at once. A database's worker claims runnable
+    # instances by (updated_at, instance_id), so "a" runs first and takes the one message.
+    env = WorkflowEnvironment()
+    b = env.start(te_late_taker, instance_id="b")
+    a = env.start(te_late_taker, instance_id="a")
+    env.publish("pool", "only one")
+    env.advance(20)
+    assert (a.result(), b.result()) == ("only one", None)
+
+
+@workflow(name="te_sleep_zero")
+def te_sleep_zero(ctx: Any) -> Generator[Command, Any, str]:
+    yield Sleep(0)
+    yield SleepUntil(DEFAULT_START - 60)
+    return "woke"
+
+
+def test_a_timer_already_due_fires_without_moving_the_clock() -> None:
+    # A database's timer loop fires a due timer at once; the clock is not moved for it.
+    env = WorkflowEnvironment()
+    run = env.start(te_sleep_zero)
+    assert run.finished and run.result() == "woke"
+    run.cancel("too late")  # so a cancel sent next cannot overtake the sleep
+    assert run.status == "completed"
+    assert env.clock.now == DEFAULT_START
 
 
 # -- cancellation, children, recur ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from replaykit import (
     Publish,
     Receive,
     SendTo,
+    Sleep,
     Subscribe,
     Unsubscribe,
     WaitEvent,
@@ -61,11 +62,37 @@ def d_peer(ctx: Any) -> Generator[Any, Any, Any]:
     yield WaitEvent("d.never", timeout=5)  # fails the peer: an uncaught EventTimeout
 
 
+@workflow(name="d_late_taker")
+def d_late_taker(ctx: Any) -> Generator[Any, Any, Any]:
+    """Subscribe competing, sleep, then take one message if any is left."""
+    yield Subscribe("d-pool", mode="competing")
+    yield Sleep(10)
+    try:
+        message = yield Receive("d-pool", timeout=5)
+    except EventTimeout:
+        return "nothing left"
+    return message.data
+
+
 def _listener(channel: str, mode: str, count: int, timeout: float | None = None) -> Any:
     return {"channel": channel, "mode": mode, "count": count, "timeout": timeout}
 
 
 SCENARIOS = [
+    Scenario(
+        # Both wake at the same moment; the one that runs first takes the message. A database
+        # runs instances made runnable at the same time in id order, whatever order their
+        # timers were set in; so does memory (it once ran them in timer order).
+        "channel_competing_taken_by_the_first_to_run_after_timers_due_together",
+        workflows=(d_late_taker,),
+        script=(
+            StartWorkflow("d_late_taker", "taker-b"),
+            StartWorkflow("d_late_taker", "taker-a"),
+            PublishMessage("d-pool", {"job": "one"}),
+            Advance(20),
+        ),
+        expect={"taker-a": "completed", "taker-b": "completed"},
+    ),
     Scenario(
         "channel_broadcast_from_subscription_on",
         workflows=(d_listener,),

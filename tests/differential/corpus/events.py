@@ -118,6 +118,17 @@ SCENARIOS = [
         expect={"bc-1": "completed", "bc-2": "completed", "bc-3": "completed"},
     ),
     Scenario(
+        "event_not_matched_leaves_the_instance_waiting",
+        workflows=(d_matcher,),
+        script=(
+            StartWorkflow("d_matcher", "left-waiting", {"k": 1}),
+            SendEvent("d.matched", {"k": 2}, instance_id="left-waiting"),
+            SendEvent("d.matched", {"k": True}),
+            Advance(3600),
+        ),
+        expect={"left-waiting": "waiting"},
+    ),
+    Scenario(
         "events_duplicate_source_and_id_stored_once",
         workflows=(d_waiter,),
         script=(
