@@ -54,6 +54,7 @@ from .core.errors import (
     LeaseLost,
     NonDeterminismError,
     ReplayKitError,
+    ScheduleNotFound,
     StepOutOfRange,
     StorageError,
     TerminalError,
@@ -67,6 +68,7 @@ from .core.history import ErrorInfo, EventData, Message
 from .core.interpreter import Interpreter
 from .core.queues import QueueSpec
 from .core.retry import RetryPolicy
+from .core.schedules import Schedule
 from .runtime.app import App, WorkflowHandle
 
 Any = AnyOf  # the design's name; AnyOf avoids shadowing typing.Any in user modules
@@ -106,6 +108,8 @@ __all__ = [
     "Registry",
     "ReplayKitError",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleNotFound",
     "ScheduledCommand",
     "SendTo",
     "SideEffect",

@@ -45,6 +45,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import msgspec
 
 from .core.queues import QueueSpec, QueueStats
+from .core.schedules import Schedule
 
 InstanceStatus = Literal[
     "queued", "pending", "running", "waiting", "completed", "failed", "cancelled"
@@ -460,6 +461,32 @@ class Storage(Protocol):
 
     def queue_stats(self) -> list[QueueStats]:
         """Every declared queue with its queued and running counts, by name."""
+
+    # -- schedules (see replaykit.core.schedules) ---------------------------------------------
+    def save_schedule(self, schedule: Schedule) -> tuple[Schedule, bool]:
+        """Insert ``schedule``, or update the stored one of that id as ``merge_schedule`` says
+        (nothing when its workflow and spec are unchanged). Returns (stored, changed?)."""
+
+    def get_schedule(self, schedule_id: str) -> Schedule | None: ...
+
+    def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by id."""
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        """Delete a schedule (its instances stay); False if there was none."""
+
+    def pause_schedule(self, schedule_id: str, paused: bool, *, now: float) -> Schedule:
+        """Pause or resume it (``set_paused``); raises ScheduleNotFound."""
+
+    def fire_due_schedules(self, *, now: float, limit: int = 100) -> list[str]:
+        """For every unpaused schedule due at ``now`` (``next_fire_at <= now``), in one
+        transaction: create the instances of the ticks ``plan_firing`` chooses (ids from
+        ``tick_instance_id``: one that exists is left alone, so each tick starts at most one
+        instance however many workers fire) and store when it is next due. Returns the ids
+        of the instances created."""
+
+    def next_schedule_at(self) -> float | None:
+        """The earliest ``next_fire_at`` of the unpaused schedules."""
 
     # -- operations ---------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from replaykit.storage import (
 from . import sql_commit, sql_delivery, sql_queues, sql_steps
 from .group_commit import GroupCommit
 from .migrations import load_migrations, split_statements
+from .sql_schedules import ScheduleSql
 from .sql_steps import (
     Begun,
     SqlTx,
@@ -105,7 +106,7 @@ def outbox_from_row(row: dict[str, Any]) -> OutboxRecord:
     )
 
 
-class SqlStorage:
+class SqlStorage(ScheduleSql):
     """The storage algorithms, shared by the SQLite, PostgreSQL and MySQL adapters."""
 
     url: str

@@ -12,6 +12,7 @@ matching standard-library error too, so ``except TimeoutError`` keeps working::
     ├── EventTimeout               (also TimeoutError) a WaitEvent/Receive timed out
     ├── WorkflowFailed             result() of an instance that failed
     ├── WorkflowNotFound           (also LookupError) no instance with that id
+    ├── ScheduleNotFound           (also LookupError) no schedule with that id
     ├── UnknownWorkflow            (also LookupError) no workflow registered under that name
     ├── UnknownQueue               (also LookupError) no queue declared under that name
     ├── DuplicateQueueKey          an unfinished instance of the queue has that dedup key
@@ -138,6 +139,10 @@ class WorkflowFailed(ReplayKitError):
 
 class WorkflowNotFound(ReplayKitError, LookupError):
     """No workflow instance has the given id."""
+
+
+class ScheduleNotFound(ReplayKitError, LookupError):
+    """No schedule has the given id."""
 
 
 class UnknownWorkflow(ReplayKitError, LookupError):

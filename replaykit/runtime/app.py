@@ -35,6 +35,7 @@ from .clock import SYSTEM_VALUES, Clock, SystemClock
 from .hooks import HookDispatcher, LoggingHooks
 from .intake import StartOn, intake_factory
 from .outbox import Deliver, OutboxRelay
+from .schedules import ScheduleClient
 from .worker import Worker
 
 R = TypeVar("R")
@@ -69,7 +70,7 @@ class WorkflowHandle(Generic[R]):
         return f"<WorkflowHandle {self.instance_id}>"
 
 
-class App:
+class App(ScheduleClient):
     """Workflows, workers and client operations over one database.
 
     ``database``: ``sqlite:///path.db`` (default ``sqlite:///replaykit.db``), ``postgresql://...``
@@ -125,6 +126,7 @@ class App:
         self.outbox_options = outbox_options or {}
         #: ``StartOn`` rules registered with :meth:`on_event` (read by the CloudEvents intake)
         self.event_handlers: list[StartOn] = []
+        self._declared = []  # schedules declared with @app.scheduled, saved at start
         self.owner = owner or f"{uuid.uuid4().hex[:8]}"
         self._storage_options = storage_options or {}
         self._storage: Storage | None = database if not isinstance(database, str) else None
@@ -168,6 +170,7 @@ class App:
             return self
         storage = self.storage
         self._declare_queues()
+        self._save_declared()
         if self.run_workers:
             self.worker = Worker(
                 storage=storage,
@@ -564,6 +567,12 @@ class App:
         )
         if self.storage.publish(spec, now=self.clock.time()):
             self._wake()
+
+    def trigger_schedule(self, schedule_id: str) -> WorkflowHandle[Any]:
+        """Start a schedule's workflow now, once, outside its ticks (also while paused); the
+        instance id is ``"{schedule_id}@manual-{time}"``. Raises ScheduleNotFound."""
+        instance_id, schedule = self._trigger(schedule_id)
+        return WorkflowHandle(self, instance_id, self.registry.workflows.get(schedule.workflow))
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance's record, or None for an unknown id (:meth:`status` raises instead)."""

@@ -30,6 +30,7 @@ from .activities import AsyncRunner
 from .clock import SYSTEM_VALUES, Clock
 from .executor import InstanceExecutor
 from .hooks import HookDispatcher
+from .schedule_firing import fire_schedules
 
 log = logging.getLogger("replaykit.worker")
 
@@ -330,9 +331,11 @@ class Worker:
             now = self.clock.time()
             try:
                 woken = self.storage.fire_due_timers(now=now)
-                if woken:
+                started, next_tick = fire_schedules(self.storage, now)  # schedules tick here too
+                if woken or started:
                     self._wake.set()
                 next_at = self.storage.next_timer_at()
+                next_at = next_tick if next_at is None else min(next_at, next_tick or next_at)
             except ReplayKitError:
                 log.exception("firing timers failed")
                 next_at = None

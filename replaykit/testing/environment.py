@@ -20,15 +20,17 @@ from .activity import OutboxRecorder
 from .clock import DEFAULT_START, VirtualClock
 from .executor import MemoryExecutor, SeededValues
 from .run import TestRun
+from .schedules import MemorySchedules, ScheduleEnvironment
 from .store import MemoryStore
 
 
-class WorkflowEnvironment(MemoryExecutor):
+class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
     """An in-memory runtime with a virtual clock for tests.
 
     ``activities`` maps activity names to fakes (called like the real one, with ``ctx`` first);
     activities without a fake run for real. The client calls mirror ``App``'s: :meth:`start`,
-    :meth:`send_event`, :meth:`publish`, :meth:`send_message`, :meth:`cancel`.
+    :meth:`send_event`, :meth:`publish`, :meth:`send_message`, :meth:`cancel`, and the schedule
+    calls (:meth:`schedule`, :meth:`pause_schedule`, ... see :mod:`.schedules`).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class WorkflowEnvironment(MemoryExecutor):
         self.runs: dict[str, TestRun] = {}
         self.outbox = OutboxRecorder()
         self.store = MemoryStore()
+        self.schedules = MemorySchedules()
         self._running = False
 
     @property
@@ -65,12 +68,10 @@ class WorkflowEnvironment(MemoryExecutor):
         instance_id = instance_id or f"{wf.name}-{len(self.runs) + 1}"
         if instance_id in self.runs:
             return self.runs[instance_id]
-        run = TestRun(self, wf, instance_id)
-        self.runs[instance_id] = run
         started = WorkflowStarted(
             workflow=wf.name, instance_id=instance_id, input=raw, at=self.clock.now
         )
-        self.store.create(instance_id, started)
+        run = self._create(wf, started)
         self.run_until_idle()
         return run
 
@@ -121,6 +122,13 @@ class WorkflowEnvironment(MemoryExecutor):
     def queue_stats(self) -> list[QueueStats]:
         """Every declared queue: its limits, how many instances wait in it, how many run."""
         return self.store.queues.stats(self.store.status)
+
+    def _create(self, wf: Workflow[Any, Any], started: WorkflowStarted) -> TestRun:
+        """A new pending instance (its id unused) whose inbox holds ``started``."""
+        run = TestRun(self, wf, started.instance_id)
+        self.runs[started.instance_id] = run
+        self.store.create(started.instance_id, started)
+        return run
 
     def run(self, wf: Workflow[Any, Any], input: Any = None, **kwargs: Any) -> Any:
         """Start ``wf`` and return its decoded result (virtual time runs as needed)."""
@@ -218,15 +226,22 @@ class WorkflowEnvironment(MemoryExecutor):
         self.clock.now = max(self.clock.now, target)
 
     def fire_next_timer(self, *, limit: float) -> bool:
-        """Jump to the next moment a timer is due (not past ``limit``), fire every timer due
-        then, and run; False when no timer is due by ``limit``."""
+        """Jump to the next moment a timer or a schedule is due (not past ``limit``), fire
+        every timer and schedule due then, and run; False when none is due by ``limit``."""
         self.run_until_idle()
-        while (at := self.store.next_timer_at()) is not None and at <= limit:
-            if self.store.fire_due_timers(max(self.clock.now, at)):
-                self.clock.now = max(self.clock.now, at)
+        while (at := self._next_due()) is not None and at <= limit:
+            now = max(self.clock.now, at)
+            fired = self.store.fire_due_timers(now)
+            started = self.fire_due_schedules(now)
+            if fired or started:
+                self.clock.now = now
                 self.run_until_idle()
                 return True
         return False
+
+    def _next_due(self) -> float | None:
+        times = (self.store.next_timer_at(), self.schedules.next_at())
+        return min((t for t in times if t is not None), default=None)
 
     # -- client calls (as App's) ------------------------------------------------------------------
 

@@ -37,6 +37,8 @@ PUBLIC = [
     "Registry",
     "ReplayKitError",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleNotFound",
     "ScheduledCommand",
     "SendTo",
     "SideEffect",
