@@ -10,6 +10,8 @@
     replaykit replay-check myapp.workflows:app --since 7d
     replaykit migrate --show
     replaykit stats
+    replaykit schedules list --upcoming 3
+    replaykit schedules pause|resume|trigger|delete SCHEDULE-ID
     replaykit demo
 
 ``--database`` defaults to ``$REPLAYKIT_DATABASE`` or ``sqlite:///replaykit.db``; ``--json``
@@ -38,7 +40,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..core.errors import ReplayKitError, WorkflowNotFound
+from ..core.errors import ReplayKitError, ScheduleNotFound, WorkflowNotFound
+from ..core.schedules import Schedule, upcoming
 from ..runtime.app import App
 from ..storage import InstanceRecord
 from ..testing import ReplayCheck, replay_check
@@ -50,7 +53,7 @@ EXIT_CODES = {
     0: "success",
     1: "error (database, bad input, unknown workflow, ...)",
     2: "usage error (unknown command or option, bad value)",
-    3: "instance not found",
+    3: "instance or schedule not found",
     4: "replay-check found non-determinism",
     130: "interrupted",
 }
@@ -143,20 +146,21 @@ def _root(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _command(name: str | None = None) -> Callable[[F], F]:
-    """Register a command whose domain errors become exit codes (also under CliRunner)."""
+def _command(name: str | None = None, *, group: typer.Typer | None = None) -> Callable[[F], F]:
+    """Register a command (on ``cli``, or ``group``) whose domain errors become exit codes
+    (also under CliRunner)."""
 
     def register(fn: F) -> F:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> None:
             try:
                 fn(*args, **kwargs)
-            except WorkflowNotFound as exc:
+            except (WorkflowNotFound, ScheduleNotFound) as exc:
                 _fail(exc, 3)
             except (ReplayKitError, ValueError, ImportError, AttributeError) as exc:
                 _fail(exc, 1)
 
-        cli.command(name)(run)
+        (group or cli).command(name)(run)
         return fn
 
     return register
@@ -477,6 +481,89 @@ def stats(ctx: typer.Context) -> None:
         table.add_row("timers", str(data.get("timers", 0)))
         table.add_row("outbox pending", str(data.get("outbox_pending", 0)))
         _emit(options, data, table)
+
+
+# --------------------------------------------------------------------------- schedules
+
+schedules = typer.Typer(help="List and steer durable schedules.", no_args_is_help=True)
+cli.add_typer(schedules, name="schedules")
+
+
+def _schedule_row(schedule: Schedule, count: int) -> dict[str, Any]:
+    spec = schedule.spec
+    every = f"every {human_seconds(spec.every)}" if spec.every is not None else ""
+    return {
+        **msgspec.to_builtins(schedule),
+        "when": f"{spec.cron} ({spec.timezone})" if spec.cron else every,
+        "state": "paused" if schedule.paused else "active",
+        "upcoming": upcoming(schedule, count),
+    }
+
+
+@_command("list", group=schedules)
+def schedules_list(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option("--upcoming", help="Next fire times to show.")] = 1,
+) -> None:
+    """Every schedule with its state and next fire times (UTC)."""
+    options = _opts(ctx)
+    with _client(options) as app:
+        rows = [_schedule_row(s, max(count, 1)) for s in app.list_schedules()]
+    table = Table("ID", "WORKFLOW", "WHEN", "CATCH-UP", "STATE", "NEXT (UTC)", "LAST TICK")
+    for row in rows:
+        nexts = ", ".join(when(t) for t in row["upcoming"]) or "-"
+        state = "[yellow]paused[/]" if row["paused"] else "[green]active[/]"
+        catch_up = row["spec"].get("catch_up", "skip")
+        table.add_row(
+            row["schedule_id"], row["workflow"], row["when"], catch_up, state, nexts,
+            when(row["last_tick"]),
+        )  # fmt: skip
+    _emit(options, rows, table if rows else "no schedules")
+
+
+def _schedule_action(ctx: typer.Context, schedule_id: str, action: str) -> None:
+    options = _opts(ctx)
+    with _client(options) as app:
+        if action == "pause":
+            row = _schedule_row(app.pause_schedule(schedule_id), 1)
+            _emit(options, row, f"paused {schedule_id}")
+        elif action == "resume":
+            row = _schedule_row(app.resume_schedule(schedule_id), 1)
+            _emit(options, row, f"resumed {schedule_id}; next at {when(row['next_fire_at'])} UTC")
+        elif action == "trigger":
+            handle = app.trigger_schedule(schedule_id)
+            _emit(options, {"instance_id": handle.instance_id}, f"started {handle.instance_id}")
+        elif not app.delete_schedule(schedule_id):
+            raise ScheduleNotFound(f"no schedule with id {schedule_id!r}")
+        else:
+            _emit(options, {"deleted": schedule_id}, f"deleted {schedule_id}")
+
+
+ScheduleId = Annotated[str, typer.Argument(metavar="SCHEDULE-ID")]
+
+
+@_command("pause", group=schedules)
+def schedules_pause(ctx: typer.Context, schedule_id: ScheduleId) -> None:
+    """Stop firing until resumed."""
+    _schedule_action(ctx, schedule_id, "pause")
+
+
+@_command("resume", group=schedules)
+def schedules_resume(ctx: typer.Context, schedule_id: ScheduleId) -> None:
+    """Fire again from the next tick (ticks missed while paused are not caught up)."""
+    _schedule_action(ctx, schedule_id, "resume")
+
+
+@_command("trigger", group=schedules)
+def schedules_trigger(ctx: typer.Context, schedule_id: ScheduleId) -> None:
+    """Start the schedule's workflow once, now (a worker runs it)."""
+    _schedule_action(ctx, schedule_id, "trigger")
+
+
+@_command("delete", group=schedules)
+def schedules_delete(ctx: typer.Context, schedule_id: ScheduleId) -> None:
+    """Delete the schedule; the instances it started stay."""
+    _schedule_action(ctx, schedule_id, "delete")
 
 
 # --------------------------------------------------------------------------- replay check

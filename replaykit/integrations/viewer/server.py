@@ -1,4 +1,5 @@
-"""The viewer's routes: instance list (filters, paging), instance page (timeline, runs), actions.
+"""The viewer's routes: instance list (filters, paging), instance page (timeline, runs), schedules
+(next fire times), actions.
 
 Pages are rendered on the server from Jinja2 templates shipped in ``templates/``; there is no
 JavaScript. Every database call is one paged query through the App's public queries, so the list
@@ -19,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from ...core.errors import ReplayKitError, WorkflowNotFound
+from ...core.errors import ReplayKitError, ScheduleNotFound, WorkflowNotFound
+from ...core.schedules import upcoming
 from ...runtime.app import App
 from ...storage import TERMINAL_STATUSES
 from .timeline import age, compact, error_of, human_seconds, timeline, when
@@ -125,7 +127,32 @@ class Viewer:
             flash=request.query_params.get("flash", ""),
         )
 
+    def schedules(self, request: Request) -> Response:
+        rows = [(s, upcoming(s, 3)) for s in self.app.list_schedules()]
+        flash = request.query_params.get("flash", "")
+        return self.render(request, "schedules.html", rows=rows, flash=flash)
+
     # -- actions (only mounted with allow_actions) -------------------------------------------
+
+    async def schedule_action(self, request: Request) -> Response:
+        form = await self._form(request)
+        schedule_id, action = form.get("schedule_id", ""), request.path_params["action"]
+        calls = {
+            "pause": self.app.pause_schedule,
+            "resume": self.app.resume_schedule,
+            "trigger": self.app.trigger_schedule,
+        }
+        try:
+            if action == "delete":
+                if not await run_in_threadpool(self.app.delete_schedule, schedule_id):
+                    raise ScheduleNotFound(schedule_id)
+            elif action in calls:
+                await run_in_threadpool(calls[action], schedule_id)
+            else:
+                return PlainTextResponse(f"unknown action {action!r}", status_code=404)
+        except ScheduleNotFound:
+            return PlainTextResponse(f"no schedule {schedule_id!r}", status_code=404)
+        return self._back(request, "/schedules", f"{action}: {schedule_id}")
 
     async def cancel(self, request: Request) -> Response:
         form = await self._form(request)
@@ -199,6 +226,7 @@ def build_viewer(app: App, *, allow_actions: bool = False) -> Starlette:
     routes = [
         Route("/", viewer.instances),
         Route("/healthz", _healthz),
+        Route("/schedules", viewer.schedules),
         Route("/instances/{instance_id:path}", viewer.instance),
     ]
     if allow_actions:
@@ -206,6 +234,7 @@ def build_viewer(app: App, *, allow_actions: bool = False) -> Starlette:
             Route("/actions/cancel", viewer.cancel, methods=["POST"]),
             Route("/actions/fork", viewer.fork, methods=["POST"]),
             Route("/actions/send-event", viewer.send_event, methods=["POST"]),
+            Route("/actions/schedules/{action}", viewer.schedule_action, methods=["POST"]),
         ]
     return Starlette(routes=routes, exception_handlers={_Forbidden: _forbidden})
 
