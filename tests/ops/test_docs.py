@@ -24,6 +24,7 @@ PAGES = [
     "observability.md",
     "versioning.md",
     "fork.md",
+    "schedules.md",
 ]
 EXAMPLES = ["order_saga.py", "payment_timeout.py", "channel_workers.py", "recurring_counter.py"]
 SKIP = "<!-- docs-test: skip"
