@@ -44,8 +44,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from .core.history import encode_event
 from .core.queues import QueueSpec, QueueStats
-from .core.schedules import Schedule
+from .core.schedules import Schedule, started_event
 
 InstanceStatus = Literal[
     "queued", "pending", "running", "waiting", "completed", "failed", "cancelled"
@@ -91,6 +92,23 @@ class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):
 
     admitted: list[str] = []
     retry_at: float | None = None
+
+
+def scheduled_instance(
+    schedule: Schedule, instance_id: str, now: float
+) -> tuple[InstanceRecord, bytes]:
+    """The pending instance a schedule starts (a tick's or a trigger's) and its first event,
+    as ``Storage.create_instance`` takes them."""
+    record = InstanceRecord(
+        instance_id=instance_id,
+        workflow=schedule.workflow,
+        status="pending",
+        input=schedule.spec.input,
+        created_at=now,
+        updated_at=now,
+        history_len=1,
+    )
+    return record, encode_event(started_event(schedule, instance_id, now))
 
 
 class InboxItem(msgspec.Struct, frozen=True, kw_only=True):

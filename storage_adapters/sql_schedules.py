@@ -17,7 +17,6 @@ from typing import Any
 import msgspec
 
 from replaykit.core.errors import ScheduleNotFound
-from replaykit.core.history import encode_event
 from replaykit.core.schedules import (
     Schedule,
     ScheduleSpec,
@@ -25,10 +24,9 @@ from replaykit.core.schedules import (
     merge_schedule,
     plan_firing,
     set_paused,
-    started_event,
     tick_instance_id,
 )
-from replaykit.storage import InstanceRecord
+from replaykit.storage import scheduled_instance
 
 from .sql_steps import SqlTx, insert_instance
 
@@ -109,17 +107,7 @@ def fire_due(tx: SqlTx, *, now: float, limit: int) -> list[str]:
         firing = plan_firing(schedule, now)
         for tick in firing.ticks:
             instance_id = tick_instance_id(schedule.schedule_id, tick)
-            record = InstanceRecord(
-                instance_id=instance_id,
-                workflow=schedule.workflow,
-                status="pending",
-                input=schedule.spec.input,
-                created_at=now,
-                updated_at=now,
-                history_len=1,
-            )
-            started = encode_event(started_event(schedule, instance_id, now))
-            if insert_instance(tx, record, started):
+            if insert_instance(tx, *scheduled_instance(schedule, instance_id, now)):
                 created.append(instance_id)
         after = fired(schedule, firing, now)
         tx.run(

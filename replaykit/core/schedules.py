@@ -24,7 +24,7 @@ import copy
 import math
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -32,6 +32,9 @@ from croniter import CroniterError, croniter
 
 from .errors import InvalidInput
 from .history import WorkflowStarted
+
+if TYPE_CHECKING:
+    from .definitions import Workflow
 
 CatchUp = Literal["skip", "last", "all"]
 CATCH_UP_POLICIES: tuple[str, ...] = ("skip", "last", "all")
@@ -70,6 +73,41 @@ class Firing(msgspec.Struct, frozen=True, kw_only=True):
     next_fire_at: float
 
 
+class ScheduleOptions(TypedDict, total=False):
+    """The keyword arguments of ``App.schedule`` (and of the test environment's)."""
+
+    cron: str | None
+    every: float | None
+    timezone: str
+    catch_up: str
+    grace: float
+    start_at: float | datetime | None
+    schedule_id: str | None
+    paused: bool
+
+
+SPEC_OPTIONS = ("cron", "every", "timezone", "catch_up", "grace", "start_at")
+
+
+def build_schedule(
+    workflow: Workflow[Any, Any], input: Any, now: float, **options: Unpack[ScheduleOptions]
+) -> Schedule:
+    """The schedule ``App.schedule(workflow, input, **options)`` saves at ``now``: the input
+    encoded for the workflow, the spec checked (InvalidInput otherwise)."""
+    raw = workflow.encode_input(input) if workflow.takes_input else None
+    spec = spec_of(options, raw)
+    schedule_id = options.get("schedule_id") or workflow.name
+    return new_schedule(
+        schedule_id, workflow.name, spec, now, paused=bool(options.get("paused", False))
+    )
+
+
+def spec_of(options: ScheduleOptions, input: Any = None) -> ScheduleSpec:
+    """The checked spec of schedule ``options`` (InvalidInput otherwise)."""
+    spec_options: dict[str, Any] = {k: v for k, v in options.items() if k in SPEC_OPTIONS}
+    return make_spec(**spec_options, input=input)
+
+
 # -- validation -----------------------------------------------------------------------------------
 
 
@@ -95,8 +133,8 @@ def make_spec(
     _zone(timezone)
     grace = _positive(grace, "grace")
     anchor = start_at.timestamp() if isinstance(start_at, datetime) else start_at or 0.0
-    if isinstance(anchor, bool) or not math.isfinite(anchor):
-        raise InvalidInput(f"start_at must be a time: {start_at!r}")
+    if isinstance(anchor, bool) or not isinstance(anchor, int | float) or not math.isfinite(anchor):
+        raise InvalidInput(f"start_at must be a datetime or POSIX seconds: {start_at!r}")
     return ScheduleSpec(
         cron=cron,
         every=every,
@@ -304,10 +342,13 @@ def started_event(schedule: Schedule, instance_id: str, now: float) -> WorkflowS
 
 __all__ = [
     "CATCH_UP_POLICIES",
+    "SPEC_OPTIONS",
     "CatchUp",
     "Firing",
     "Schedule",
+    "ScheduleOptions",
     "ScheduleSpec",
+    "build_schedule",
     "check_schedule_id",
     "fired",
     "latest_tick",
@@ -318,6 +359,7 @@ __all__ = [
     "next_tick",
     "plan_firing",
     "set_paused",
+    "spec_of",
     "started_event",
     "tick_instance_id",
     "tick_of",

@@ -14,20 +14,18 @@ whichever worker gets there first; the tick's derived instance id makes a second
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from ..core.definitions import Registry, Workflow
 from ..core.errors import InvalidInput, ScheduleNotFound
-from ..core.history import encode_event
 from ..core.schedules import (
     Schedule,
-    make_spec,
+    ScheduleOptions,
+    build_schedule,
     manual_instance_id,
-    new_schedule,
-    started_event,
+    spec_of,
 )
-from ..storage import InstanceRecord, Storage
+from ..storage import Storage, scheduled_instance
 from .clock import Clock
 from .worker import Worker
 
@@ -37,7 +35,7 @@ W = TypeVar("W", bound=Workflow[Any, Any])
 class ScheduleClient:
     """Mixed into :class:`~replaykit.runtime.app.App`."""
 
-    _declared: list[tuple[Workflow[Any, Any], dict[str, Any]]]
+    _declared: list[tuple[Workflow[Any, Any], ScheduleOptions]]
     clock: Clock
     registry: Registry
     worker: Worker | None
@@ -56,50 +54,31 @@ class ScheduleClient:
         self,
         workflow: Workflow[Any, Any] | str,
         input: Any = None,
-        *,
-        cron: str | None = None,
-        every: float | None = None,
-        timezone: str = "UTC",
-        catch_up: str = "skip",
-        grace: float = 60.0,
-        start_at: float | datetime | None = None,
-        schedule_id: str | None = None,
-        paused: bool = False,
+        **options: Unpack[ScheduleOptions],
     ) -> Schedule:
-        """Start ``workflow`` with ``input`` on every tick of ``cron`` (in ``timezone``) or
-        every ``every`` seconds (from ``start_at``, default the Unix epoch), durably.
+        """Start ``workflow`` with ``input`` on every tick, durably. Options: ``cron`` (an
+        expression, in ``timezone``, default UTC) or ``every`` (seconds, from ``start_at``,
+        default the Unix epoch); ``catch_up`` (``"skip"``, ``"last"``, ``"all"``) with
+        ``grace`` (s, default 60); ``schedule_id`` (default the workflow's name); ``paused``.
 
-        ``schedule_id`` defaults to the workflow's name. Saving a schedule that exists with
-        the same workflow and spec changes nothing (declare it at every start); with a new
-        spec it is replaced and counts from now (pausing is kept). ``catch_up`` says what
-        happens to ticks missed while no worker ran: ``"skip"`` them (the latest still fires
-        if at most ``grace`` seconds late), run only the ``"last"``, or run ``"all"``.
-        Raises InvalidInput for a bad cron expression, time zone, interval, policy or input.
+        Saving a schedule that exists with the same workflow and spec changes nothing (declare
+        it at every start); with a new spec it is replaced and counts from now (pausing is
+        kept). ``catch_up`` says what happens to ticks missed while no worker ran: ``"skip"``
+        them (the latest still fires if at most ``grace`` seconds late), run only the
+        ``"last"``, or run ``"all"``. Raises InvalidInput for a bad cron expression, time zone,
+        interval, policy or input; nothing is stored then.
         """
         wf = self._workflow(workflow)
-        raw = wf.encode_input(input) if wf.takes_input else None
-        spec = make_spec(
-            cron=cron,
-            every=every,
-            timezone=timezone,
-            catch_up=catch_up,
-            grace=grace,
-            start_at=start_at,
-            input=raw,
-        )
-        now = self.clock.time()
-        wanted = new_schedule(schedule_id or wf.name, wf.name, spec, now, paused=paused)
+        wanted = build_schedule(wf, input, self.clock.time(), **options)
         stored, _changed = self.storage.save_schedule(wanted)
         if self.worker is not None and stored.next_fire_at is not None:
             self.worker.timer_scheduled(stored.next_fire_at)
         return stored
 
-    def scheduled(self, **options: Any) -> Callable[[W], W]:
+    def scheduled(self, **options: Unpack[ScheduleOptions]) -> Callable[[W], W]:
         """Decorator form of :meth:`schedule` (same keyword arguments), above ``@workflow``;
         the schedule is saved when the app starts (at once if it has started)."""
-        if "schedule_id" in options and options["schedule_id"] is None:
-            raise InvalidInput("schedule_id must be a string")
-        make_spec(**{k: v for k, v in options.items() if k in _SPEC_OPTIONS})  # fail early
+        spec_of(options)  # a bad option fails here, not at start
 
         def register(wf: W) -> W:
             if not isinstance(wf, Workflow):
@@ -150,21 +129,9 @@ class ScheduleClient:
         schedule = self.get_schedule(schedule_id)
         now = self.clock.time()
         instance_id = manual_instance_id(schedule_id, now)
-        record = InstanceRecord(
-            instance_id=instance_id,
-            workflow=schedule.workflow,
-            status="pending",
-            input=schedule.spec.input,
-            created_at=now,
-            updated_at=now,
-            history_len=1,
-        )
-        started = started_event(schedule, instance_id, now)
-        self.storage.create_instance(record, encode_event(started))
+        self.storage.create_instance(*scheduled_instance(schedule, instance_id, now))
         self._wake()
         return instance_id, schedule
 
-
-_SPEC_OPTIONS = ("cron", "every", "timezone", "catch_up", "grace", "start_at")
 
 __all__ = ["ScheduleClient"]

@@ -13,19 +13,18 @@ them as virtual time passes, between timers, so a month of ticks runs in millise
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ..core.definitions import Registry, Workflow
 from ..core.errors import ScheduleNotFound
 from ..core.history import WorkflowStarted
 from ..core.schedules import (
     Schedule,
+    ScheduleOptions,
+    build_schedule,
     fired,
-    make_spec,
     manual_instance_id,
     merge_schedule,
-    new_schedule,
     plan_firing,
     set_paused,
     started_event,
@@ -101,30 +100,11 @@ class ScheduleEnvironment:
         self,
         workflow: Workflow[Any, Any] | str,
         input: Any = None,
-        *,
-        cron: str | None = None,
-        every: float | None = None,
-        timezone: str = "UTC",
-        catch_up: str = "skip",
-        grace: float = 60.0,
-        start_at: float | datetime | None = None,
-        schedule_id: str | None = None,
-        paused: bool = False,
+        **options: Unpack[ScheduleOptions],
     ) -> Schedule:
         """Save a schedule (as ``App.schedule``); it fires as virtual time passes."""
         wf = self.registry.workflow(workflow) if isinstance(workflow, str) else workflow
-        raw = wf.encode_input(input) if wf.takes_input else None
-        spec = make_spec(
-            cron=cron,
-            every=every,
-            timezone=timezone,
-            catch_up=catch_up,
-            grace=grace,
-            start_at=start_at,
-            input=raw,
-        )
-        wanted = new_schedule(schedule_id or wf.name, wf.name, spec, self.clock.now, paused=paused)
-        return self.schedules.save(wanted)[0]
+        return self.schedules.save(build_schedule(wf, input, self.clock.now, **options))[0]
 
     def get_schedule(self, schedule_id: str) -> Schedule:
         return self.schedules.get(schedule_id)

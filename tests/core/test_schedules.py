@@ -90,6 +90,8 @@ def test_fractional_intervals_never_repeat_a_tick() -> None:
         ({"every": 60, "timezone": "../etc/passwd"}, "time zone"),
         ({"every": 60, "catch_up": "some"}, "catch_up"),
         ({"every": 60, "grace": 0}, "grace"),
+        ({"every": 60, "start_at": "monday"}, "start_at"),
+        ({"every": 60, "start_at": float("nan")}, "start_at"),
     ],
 )
 def test_bad_specs_are_refused_with_invalid_input(kwargs: dict[str, object], message: str) -> None:
