@@ -6,12 +6,19 @@ from collections.abc import Callable
 
 import pytest
 
-from replaykit import ScheduleNotFound
+from replaykit import ScheduleNotFound, Sleep, workflow
+from replaykit.core.definitions import Registry
 from replaykit.core.history import WorkflowStarted, decode_event
 from replaykit.core.schedules import make_spec, new_schedule, tick_instance_id
 from replaykit.storage import Storage
+from replaykit.testing import WorkflowEnvironment
 
 T0 = 1_767_225_600.0
+
+
+@workflow(name="nap")
+def nap(ctx):  # type: ignore[no-untyped-def]
+    yield Sleep(1)
 
 
 def test_a_saved_schedule_is_read_back_and_listed(storage: Storage) -> None:
@@ -82,3 +89,22 @@ def test_deleting_a_schedule_keeps_its_instances(storage: Storage) -> None:
     assert storage.delete_schedule("s") is False
     assert storage.get_instance(started[0]) is not None
     assert storage.fire_due_schedules(now=T0 + 6000) == []
+
+
+@pytest.mark.parametrize("catch_up", ["skip", "last", "all"])
+def test_the_database_and_the_test_environment_fire_the_same_ticks(
+    storage: Storage, catch_up: str
+) -> None:
+    """The same schedule, polled at the same (irregular) times with gaps, starts the same
+    instances on the database and in replaykit.testing."""
+    env = WorkflowEnvironment(registry=Registry())
+    env.registry.add_workflow(nap)
+    spec = {"cron": "*/5 * * * *", "timezone": "Europe/Paris", "catch_up": catch_up, "grace": 30}
+    schedule = new_schedule("s", "nap", make_spec(**spec), T0)  # type: ignore[arg-type]
+    storage.save_schedule(schedule)
+    env.schedules.save(schedule)
+    polls = [T0 + 299, T0 + 301, T0 + 610, T0 + 4000, T0 + 4210, T0 + 90_000, T0 + 90_001]
+    for now in polls:
+        assert storage.fire_due_schedules(now=now) == env.fire_due_schedules(now), now
+        assert storage.next_schedule_at() == env.schedules.next_at()
+    assert storage.get_schedule("s") == env.get_schedule("s")
