@@ -126,7 +126,7 @@ class App(ScheduleClient):
         self.outbox_options = outbox_options or {}
         #: ``StartOn`` rules registered with :meth:`on_event` (read by the CloudEvents intake)
         self.event_handlers: list[StartOn] = []
-        self._declared = []  # schedules declared with @app.scheduled, saved at start
+        self._schedules_declared = []  # schedules declared with @app.scheduled, saved at start
         self.owner = owner or f"{uuid.uuid4().hex[:8]}"
         self._storage_options = storage_options or {}
         self._storage: Storage | None = database if not isinstance(database, str) else None
@@ -170,7 +170,7 @@ class App(ScheduleClient):
             return self
         storage = self.storage
         self._declare_queues()
-        self._save_declared()
+        self._save_declared_schedules()
         if self.run_workers:
             self.worker = Worker(
                 storage=storage,

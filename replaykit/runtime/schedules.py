@@ -35,7 +35,7 @@ W = TypeVar("W", bound=Workflow[Any, Any])
 class ScheduleClient:
     """Mixed into :class:`~replaykit.runtime.app.App`."""
 
-    _declared: list[tuple[Workflow[Any, Any], ScheduleOptions]]
+    _schedules_declared: list[tuple[Workflow[Any, Any], ScheduleOptions]]
     clock: Clock
     registry: Registry
     worker: Worker | None
@@ -87,14 +87,14 @@ class ScheduleClient:
             if self.started:
                 self.schedule(wf, **options)
             else:
-                self._declared.append((wf, options))
+                self._schedules_declared.append((wf, options))
             return wf
 
         return register
 
-    def _save_declared(self) -> None:
-        while self._declared:
-            wf, options = self._declared.pop(0)
+    def _save_declared_schedules(self) -> None:
+        while self._schedules_declared:
+            wf, options = self._schedules_declared.pop(0)
             self.schedule(wf, **options)
 
     def get_schedule(self, schedule_id: str) -> Schedule:
