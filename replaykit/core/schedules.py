@@ -246,9 +246,13 @@ def plan_firing(schedule: Schedule, now: float, *, limit: int = 100) -> Firing:
         while len(ticks) < limit and (tick := next_tick(spec, ticks[-1])) <= now:
             ticks.append(tick)
         return Firing(ticks=ticks, next_fire_at=next_tick(spec, ticks[-1]))
-    latest = max(latest_tick(spec, now), first)
+    following = next_tick(spec, first)
+    latest = first
+    if following <= now:  # ticks were missed: jump to the latest one due
+        latest = latest_tick(spec, now)
+        following = next_tick(spec, latest)
     on_time = spec.catch_up == "last" or now - latest <= spec.grace
-    return Firing(ticks=[latest] if on_time else [], next_fire_at=next_tick(spec, latest))
+    return Firing(ticks=[latest] if on_time else [], next_fire_at=following)
 
 
 # -- state changes --------------------------------------------------------------------------------
