@@ -14,6 +14,7 @@ from .commands import (
     ActivityCall,
     All,
     AnyOf,
+    ChannelMode,
     Command,
     Compensate,
     Receive,
@@ -93,6 +94,9 @@ class Bookkeeping:
         self._blocked_on: int | None = None
         self._marker: Pending | None = None  # a Patched/DeprecatePatch the next event decides
         self._patches: dict[str, bool] = {}  # patch id: taken? (decided once per run)
+        self._subscribed: dict[
+            str, ChannelMode
+        ] = {}  # channel: mode, as this run's history left them
         self._compensations: list[tuple[int, ActivityCall[Any], Any]] = []
         self._compensating = False
         self._final_status: Status = "failed"

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from .commands import ChannelMode
+from .effects import Subscription
 from .errors import StepOutOfRange
 from .history import CancelRequested, Event, StepEvent, WorkflowStarted
 
@@ -47,13 +49,31 @@ def fork_cut(history: Sequence[Event], step: int, *, instance_id: str = "") -> i
     return len(history)
 
 
-def forked_start(started: Event, new_id: str) -> WorkflowStarted:
+def forked_start(started: Event, new_id: str, source_id: str, step: int) -> WorkflowStarted:
     """The first event of a fork: the source run's ``WorkflowStarted`` for ``new_id``, a run 1
-    of its own, with no parent (a fork of a child is a top-level instance)."""
+    of its own, with no parent (a fork of a child is a top-level instance), naming its origin."""
     assert isinstance(started, WorkflowStarted)
     return msgspec.structs.replace(
-        started, instance_id=new_id, run=1, continued_from=None, parent_id=None
+        started,
+        instance_id=new_id,
+        run=1,
+        continued_from=None,
+        parent_id=None,
+        forked_from=source_id,
+        forked_step=step,
     )
 
 
-__all__ = ["fork_cut", "forked_start", "last_step"]
+def renewed_subscriptions(
+    started: Event, subscribed: dict[str, ChannelMode]
+) -> tuple[Subscription, ...]:
+    """What a replayed fork subscribes to again in its own name: the channels its copied
+    history subscribed to (``Interpreter.subscriptions``), since the store holds them for the
+    source only. Nothing for an instance that is not a fork. Applied on every replay of a fork:
+    subscribing again to a channel keeps its cursor, so it is a no-op once done."""
+    if not isinstance(started, WorkflowStarted) or started.forked_from is None:
+        return ()
+    return tuple(Subscription(channel=c, mode=m) for c, m in subscribed.items())
+
+
+__all__ = ["fork_cut", "forked_start", "last_step", "renewed_subscriptions"]

@@ -21,6 +21,8 @@ from .commands import (
     PatchMarker,
     Receive,
     StartChild,
+    Subscribe,
+    Unsubscribe,
     WaitEvent,
 )
 from .context import WorkflowContext
@@ -305,6 +307,10 @@ class EventHandlers(GeneratorDriver):
     def _on_effect_applied(self, event: EffectApplied) -> None:
         p = self._check(event)
         if p is not None:
+            if isinstance(p.command, Subscribe):
+                self._subscribed[p.command.channel] = p.command.mode
+            elif isinstance(p.command, Unsubscribe):
+                self._subscribed.pop(p.command.channel, None)
             self._resolve(p, True, event.value)
 
     def _on_compensation_completed(self, event: CompensationCompleted) -> None:

@@ -68,6 +68,9 @@ class WorkflowStarted(Event, frozen=True, kw_only=True, omit_defaults=True):
     run: int = 1
     continued_from: str | None = None
     parent_id: str | None = None
+    #: a fork's first event: the instance whose history it copied, and the step it re-runs from
+    forked_from: str | None = None
+    forked_step: int | None = None
 
 
 class CancelRequested(Event, frozen=True, kw_only=True, omit_defaults=True):

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .commands import Command, PatchMarker
+from .commands import ChannelMode, Command, PatchMarker
 from .decisions import Decision, ScheduledCommand
 from .definitions import Registry, Workflow
 from .errors import InvalidCommand, NonDeterminismError, ReplayKitError
@@ -121,6 +121,12 @@ class Interpreter(EventHandlers):
         or was just recorded) or not (the run passed that point under code from before the
         patch: it needs the old branch)."""
         return dict(self._patches)
+
+    @property
+    def subscriptions(self) -> dict[str, ChannelMode]:
+        """The channels this run's history left it subscribed to, with their mode (what a fork,
+        whose history was copied, must subscribe to again in its own name)."""
+        return dict(self._subscribed)
 
     def outstanding(self) -> list[ScheduledCommand]:
         """Every command issued and not yet resolved (what a resumed runtime must see to)."""

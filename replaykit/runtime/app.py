@@ -468,7 +468,7 @@ class App(ScheduleClient):
             forked_from=instance_id,
             forked_step=step,
         )
-        started = encode_event(forked_start(history[0], new_id))
+        started = encode_event(forked_start(history[0], new_id, instance_id, step))
         self.storage.fork_instance(record, started, source_run=source.run, events=events)
         self._wake()
         return new_id

@@ -38,6 +38,7 @@ from ..core.effects import (
     Values,
 )
 from ..core.errors import ReplayKitError, UnknownWorkflow
+from ..core.forking import renewed_subscriptions
 from ..core.history import Event, RetryTimerFired, WorkflowStarted, decode_event, encode_event
 from ..core.interpreter import Interpreter
 from ..core.outcomes import activity_outcome, call_of
@@ -157,6 +158,10 @@ class InstanceExecutor:
         history = [decode_event(b) for b in raw]
         self.interp.feed(history, replaying=True)
         self._after_replay = True
+        if history:
+            now = self._now()
+            for renewed in renewed_subscriptions(history[0], self.interp.subscriptions):
+                self._do(renewed, now)
         host.hooks.emit("workflow_resumed", self.instance_id, self.workflow.name, len(raw))
         self._take_inbox(inbox)
         # Everything still unresolved, once: timers and waits registered before are re-registered

@@ -12,7 +12,7 @@ from ..core.codec import to_builtins
 from ..core.definitions import Registry, Workflow, default_registry
 from ..core.effects import Send
 from ..core.errors import InvalidInput, WorkflowNotFound
-from ..core.forking import fork_cut, forked_start
+from ..core.forking import fork_cut, forked_start, renewed_subscriptions
 from ..core.history import Event, EventData, Message, WorkflowStarted
 from ..core.interpreter import Interpreter
 from ..core.queues import QueueSpec, QueueStats, queue_spec
@@ -175,7 +175,8 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         wf = self.registry.workflow(source.workflow.name)
         run = TestRun(self, wf, new_id, version=source.version)
         run.forked_from, run.forked_step = instance_id, step
-        history = [forked_start(source.history[0], new_id), *source.history[1:events]]
+        started = forked_start(source.history[0], new_id, instance_id, step)
+        history = [started, *source.history[1:events]]
         return self._rebuild(run, history, {})
 
     def _rebuild(self, run: TestRun, history: list[Event], issued: dict[int, float]) -> TestRun:
@@ -186,6 +187,8 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         run.history = list(history)
         run.decision = run.interpreter.feed(history, replaying=True)
         self.clock.now = max(self.clock.now, history[-1].at)
+        for renewed in renewed_subscriptions(history[0], run.interpreter.subscriptions):
+            self._do(run, renewed)
         self._take_inbox(run)
         run.todo.clear()
         for scheduled in run.interpreter.outstanding():

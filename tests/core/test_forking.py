@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
+from replaykit.core.commands import ChannelMode, Command, Sleep, Subscribe, Unsubscribe
+from replaykit.core.definitions import Registry, Workflow
+from replaykit.core.effects import Subscription
 from replaykit.core.errors import InvalidInput, StepOutOfRange
-from replaykit.core.forking import fork_cut, forked_start, last_step
+from replaykit.core.forking import fork_cut, forked_start, last_step, renewed_subscriptions
 from replaykit.core.history import (
     ActivityCompleted,
     CancelRequested,
+    EffectApplied,
     Event,
     EventData,
     EventReceived,
     TimerFired,
     WorkflowStarted,
 )
+from replaykit.core.interpreter import Interpreter
 
 START = WorkflowStarted(workflow="wf", instance_id="a", input=1, run=3, parent_id="p", at=5.0)
 #: steps 1 and 2 (a group's members 3 and 4 resolve out of order), then 5
@@ -58,6 +65,37 @@ def test_a_history_without_steps_forks_only_from_step_1() -> None:
         fork_cut([START], 2)
 
 
-def test_the_fork_starts_a_run_1_of_its_own_without_parent() -> None:
-    started = forked_start(START, "b")
-    assert started == WorkflowStarted(workflow="wf", instance_id="b", input=1, at=5.0)
+def test_the_fork_starts_a_run_1_of_its_own_without_parent_naming_its_origin() -> None:
+    started = forked_start(START, "b", "a", 2)
+    assert started == WorkflowStarted(
+        workflow="wf", instance_id="b", input=1, at=5.0, forked_from="a", forked_step=2
+    )
+
+
+def test_a_replayed_fork_subscribes_again_to_what_its_history_subscribed_to() -> None:
+    subscribed: dict[str, ChannelMode] = {"news": "broadcast", "jobs": "competing"}
+    assert renewed_subscriptions(forked_start(START, "b", "a", 2), subscribed) == (
+        Subscription(channel="news", mode="broadcast"),
+        Subscription(channel="jobs", mode="competing"),
+    )
+    assert renewed_subscriptions(START, subscribed) == ()  # not a fork: the store has them
+
+
+def test_the_interpreter_knows_what_its_history_left_it_subscribed_to() -> None:
+    def channels(ctx: object) -> Generator[Command, object, None]:
+        yield Subscribe("a")
+        yield Subscribe("b", mode="competing")
+        yield Unsubscribe("a")
+        yield Sleep(1)
+
+    history = [
+        WorkflowStarted(workflow="channels", instance_id="c"),
+        EffectApplied(step=1, name="a", kind="Subscribe"),
+        EffectApplied(step=2, name="b", kind="Subscribe"),
+        EffectApplied(step=3, name="a", kind="Unsubscribe"),
+    ]
+    interp = Interpreter(Workflow(channels), instance_id="c", registry=Registry())
+    interp.feed(history[:3], replaying=True)
+    assert interp.subscriptions == {"a": "broadcast", "b": "competing"}
+    interp.feed(history[3:])
+    assert interp.subscriptions == {"b": "competing"}

@@ -256,6 +256,7 @@ def test_fork_reruns_an_instance_from_a_step_and_show_says_where_it_came_from(
     assert app.result("f1", timeout=30) == app.result(ids["completed"], timeout=5)
     code, out = invoke(database_url, "show", "f1")
     assert code == 0 and f"forked from {ids['completed']} at step 2" in out
+    assert f"(forked from {ids['completed']} at step 2)" in out  # its first event says so too
     forked = as_json(database_url, "fork", ids["failed"], "--step", "2")
     assert forked["forked_from"] == ids["failed"] and forked["forked_step"] == 2  # type: ignore[index]
     record = as_json(database_url, "show", forked["instance_id"])["instance"]  # type: ignore[index]

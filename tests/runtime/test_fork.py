@@ -20,7 +20,15 @@ from typing import Any
 
 import pytest
 
-from replaykit import Command, TerminalError, WaitEvent, WorkflowFailed, activity
+from replaykit import (
+    Command,
+    Receive,
+    Subscribe,
+    TerminalError,
+    WaitEvent,
+    WorkflowFailed,
+    activity,
+)
 from replaykit.core.definitions import Registry, Workflow
 from replaykit.core.errors import InvalidInput, StepOutOfRange, WorkflowNotFound
 from replaykit.core.history import ActivityCompleted
@@ -139,6 +147,36 @@ def test_bad_forks_are_typed_errors_and_store_nothing(make_app: Callable[..., Ap
         assert [r.instance_id for r in app.list_instances()] == ["o1"]
 
 
+# -- a fork subscribes again to the channels its copied history subscribed to ------------------
+
+
+def news_code(ctx: Any, order_id: str) -> Generator[Command, Any, list[Any]]:
+    yield Subscribe("fk.news")  # step 1
+    first = yield Receive("fk.news")  # step 2
+    receipt = yield charge(order_id)  # step 3
+    second = yield Receive("fk.news")  # step 4
+    return [first.data, receipt, second.data]
+
+
+NEWS: Workflow[Any, Any] = Workflow(news_code, name="fk_news")
+
+
+def test_a_fork_receives_messages_on_the_channels_its_history_subscribed_to(
+    make_app: Callable[..., App],
+) -> None:
+    with make_app(workflows=[NEWS]) as app:
+        app.start_workflow(NEWS, "n1", instance_id="n1")
+        _until(lambda: app.status("n1").status == "waiting")
+        app.publish("fk.news", 1)
+        with pytest.raises(WorkflowFailed, match="rejected"):
+            app.result("n1", timeout=30)
+        FIXED[0] = True
+        forked = app.fork("n1", step=3, new_id="n1-fork")
+        _until(lambda: app.status(forked).status == "waiting")  # at step 4, subscribed
+        app.publish("fk.news", 2)
+        assert app.result(forked, timeout=30) == [1, "paid-n1", 2]
+
+
 # -- the same in memory ---------------------------------------------------------------------------
 
 
@@ -178,6 +216,20 @@ def test_in_memory_bad_forks_are_the_same_typed_errors() -> None:
     with pytest.raises(InvalidInput, match="exists"):
         env.fork("o1", step=1, new_id="o1")
     assert list(env.runs) == ["o1"]
+
+
+def test_in_memory_a_fork_receives_messages_on_the_channels_its_history_subscribed_to() -> None:
+    registry = Registry()
+    registry.add_workflow(NEWS)
+    env = WorkflowEnvironment(registry=registry)
+    run = env.start(NEWS, "n1", instance_id="n1")
+    env.publish("fk.news", 1)
+    assert run.status == "failed"
+    FIXED[0] = True
+    forked = env.fork("n1", step=3, new_id="n1-fork")
+    assert forked.subscriptions == {"fk.news": "broadcast"}
+    env.publish("fk.news", 2)
+    assert forked.result() == [1, "paid-n1", 2]
 
 
 # -- a process crash during a fork ----------------------------------------------------------------

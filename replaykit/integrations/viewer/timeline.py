@@ -131,8 +131,10 @@ def compact(value: Any, limit: int = 120) -> str:
 
 def _detail(event: HistoryEvent) -> tuple[str, ErrorInfo | None]:
     match event:
-        case WorkflowStarted(input=value, run=run, continued_from=prev):
+        case WorkflowStarted(input=value, run=run, continued_from=prev, forked_from=origin):
             extra = f" (run {run}, continued from {prev})" if prev else ""
+            if origin is not None:
+                extra += f" (forked from {origin} at step {event.forked_step})"
             return f"input {compact(value)}{extra}", None
         case CancelRequested(reason=reason):
             return f"reason: {reason or '-'}", None
