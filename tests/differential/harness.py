@@ -24,6 +24,7 @@ import msgspec
 
 from replaykit import App
 from replaykit.core.definitions import Activity, Registry, Workflow
+from replaykit.core.errors import DuplicateQueueKey
 from replaykit.runtime.outbox import OutboxRelay
 from replaykit.testing import WorkflowEnvironment
 from replaykit.testing.clock import DEFAULT_START
@@ -32,19 +33,39 @@ from replaykit.testing.executor import SeededValues
 SEED = 0  # both sides draw Uuid and Random values from SeededValues(SEED)
 
 # -- stimuli ----------------------------------------------------------------------------------
+#
+# Each stimulus plays itself on both sides: ``memory(env)`` on the WorkflowEnvironment and
+# ``app(driver)`` on the App (``driver.app``; ``driver.advance`` moves its clock). A new client
+# operation is one more class here; the drivers need no change.
+
+
+class Stimulus:
+    """Base of the stimuli: something from outside, played on both sides."""
+
+    def memory(self, env: WorkflowEnvironment) -> None:
+        raise NotImplementedError
+
+    def app(self, driver: AppDriver) -> None:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class StartWorkflow:
+class StartWorkflow(Stimulus):
     """Start ``workflow`` (a name) with ``input`` as ``instance_id``."""
 
     workflow: str
     instance_id: str
     input: Any = None
 
+    def memory(self, env: WorkflowEnvironment) -> None:
+        env.start(env.registry.workflow(self.workflow), self.input, instance_id=self.instance_id)
+
+    def app(self, driver: AppDriver) -> None:
+        driver.app.start_workflow(self.workflow, self.input, instance_id=self.instance_id)
+
 
 @dataclass(frozen=True)
-class SendEvent:
+class SendEvent(Stimulus):
     """``send_event(type, data, instance_id=...)``: targeted, or broadcast when ``instance_id``
     is None."""
 
@@ -53,41 +74,133 @@ class SendEvent:
     instance_id: str | None = None
     id: str = ""
 
+    def memory(self, env: WorkflowEnvironment) -> None:
+        env.send_event(self.type, self.data, instance_id=self.instance_id, id=self.id)
+
+    def app(self, driver: AppDriver) -> None:
+        driver.app.send_event(self.type, self.data, instance_id=self.instance_id, id=self.id)
+
 
 @dataclass(frozen=True)
-class PublishMessage:
+class PublishMessage(Stimulus):
     """``publish(channel, data, metadata)`` from outside any workflow."""
 
     channel: str
     data: Any = None
     metadata: dict[str, str] = field(default_factory=dict)
 
+    def memory(self, env: WorkflowEnvironment) -> None:
+        env.publish(self.channel, self.data, dict(self.metadata))
+
+    def app(self, driver: AppDriver) -> None:
+        driver.app.publish(self.channel, self.data, dict(self.metadata))
+
 
 @dataclass(frozen=True)
-class SendMessage:
+class SendMessage(Stimulus):
     """``send_message(instance_id, channel, data)``: straight to one instance."""
 
     instance_id: str
     channel: str
     data: Any = None
 
+    def memory(self, env: WorkflowEnvironment) -> None:
+        env.send_message(self.instance_id, self.channel, self.data)
+
+    def app(self, driver: AppDriver) -> None:
+        driver.app.send_message(self.instance_id, self.channel, self.data)
+
 
 @dataclass(frozen=True)
-class Cancel:
+class Cancel(Stimulus):
     """``cancel(instance_id, reason)``."""
 
     instance_id: str
     reason: str = ""
 
+    def memory(self, env: WorkflowEnvironment) -> None:
+        env.cancel(self.instance_id, self.reason)
+
+    def app(self, driver: AppDriver) -> None:
+        driver.app.cancel(self.instance_id, self.reason)
+
 
 @dataclass(frozen=True)
-class Advance:
+class Advance(Stimulus):
     """Move the clock ``seconds`` forward, firing every timer due on the way, in order."""
 
     seconds: float
 
+    def memory(self, env: WorkflowEnvironment) -> None:
+        env.advance(self.seconds)
 
-Stimulus = StartWorkflow | SendEvent | PublishMessage | SendMessage | Cancel | Advance
+    def app(self, driver: AppDriver) -> None:
+        driver.advance(self.seconds)
+
+
+@dataclass(frozen=True)
+class DeclareQueue(Stimulus):
+    """``queue(name, concurrency=, rate=)``."""
+
+    name: str
+    concurrency: int | None = None
+    rate: tuple[int, float] | None = None
+
+    def memory(self, env: WorkflowEnvironment) -> None:
+        env.queue(self.name, concurrency=self.concurrency, rate=self.rate)
+
+    def app(self, driver: AppDriver) -> None:
+        driver.app.queue(self.name, concurrency=self.concurrency, rate=self.rate)
+
+
+@dataclass(frozen=True)
+class Enqueue(Stimulus):
+    """``enqueue(queue, workflow, input, instance_id=, priority=, dedup_key=)``; a
+    ``DuplicateQueueKey`` is expected when ``duplicate`` (on both sides)."""
+
+    queue: str
+    workflow: str
+    instance_id: str
+    input: Any = None
+    priority: int = 0
+    dedup_key: str | None = None
+    duplicate: bool = False
+
+    def _call(self, enqueue: Any, workflow: Any) -> None:
+        try:
+            enqueue(
+                self.queue,
+                workflow,
+                self.input,
+                instance_id=self.instance_id,
+                priority=self.priority,
+                dedup_key=self.dedup_key,
+            )
+        except DuplicateQueueKey:
+            assert self.duplicate, f"{self.instance_id}: unexpected DuplicateQueueKey"
+        else:
+            assert not self.duplicate, f"{self.instance_id}: DuplicateQueueKey expected"
+
+    def memory(self, env: WorkflowEnvironment) -> None:
+        self._call(env.enqueue, env.registry.workflow(self.workflow))
+
+    def app(self, driver: AppDriver) -> None:
+        self._call(driver.app.enqueue, self.workflow)
+
+
+@dataclass(frozen=True)
+class Fork(Stimulus):
+    """``fork(instance_id, step=, new_id=)``."""
+
+    instance_id: str
+    step: int
+    new_id: str
+
+    def memory(self, env: WorkflowEnvironment) -> None:
+        env.fork(self.instance_id, step=self.step, new_id=self.new_id)
+
+    def app(self, driver: AppDriver) -> None:
+        driver.app.fork(self.instance_id, step=self.step, new_id=self.new_id)
 
 
 @dataclass(frozen=True)
@@ -187,19 +300,7 @@ def run_memory(scenario: Scenario) -> Outcome:
     registry = scenario.registry()
     env = WorkflowEnvironment(registry=registry, start_time=DEFAULT_START, seed=SEED)
     for stimulus in scenario.script:
-        match stimulus:
-            case StartWorkflow(workflow=name, instance_id=iid, input=value):
-                env.start(registry.workflow(name), value, instance_id=iid)
-            case SendEvent(type=type_, data=data, instance_id=iid, id=eid):
-                env.send_event(type_, data, instance_id=iid, id=eid)
-            case PublishMessage(channel=channel, data=data, metadata=metadata):
-                env.publish(channel, data, dict(metadata))
-            case SendMessage(instance_id=iid, channel=channel, data=data):
-                env.send_message(iid, channel, data)
-            case Cancel(instance_id=iid, reason=reason):
-                env.cancel(iid, reason)
-            case Advance(seconds=seconds):
-                env.advance(seconds)
+        stimulus.memory(env)
     instances = {}
     for instance_id, run in env.runs.items():
         status = env.store.status(instance_id)
@@ -264,12 +365,18 @@ class AppDriver:
         return None
 
     def settle(self) -> None:
-        """Wait until the App is idle: twice in a row, nothing runs and no timer is due."""
+        """Wait until the App is idle: nothing runs and no timer is due, twice in a row; while
+        instances sit in a queue, for three of the worker's polls (it admits them when it
+        polls, so only time shows that it admitted none)."""
         deadline = time.monotonic() + self.settle_timeout
         quiet = 0
-        while quiet < 2:
+        while True:
             state = self.busy()
             quiet = quiet + 1 if state is None else 0
+            queued = quiet and self.app.list_instances(status="queued", limit=1)
+            needed = 2 + (int(3 * self.app.poll_interval / 0.003) if queued else 0)
+            if quiet >= needed:
+                return
             if time.monotonic() > deadline:
                 raise NotQuiescent(f"the App did not settle in {self.settle_timeout} s: {state}")
             time.sleep(0.003)
@@ -285,20 +392,7 @@ class AppDriver:
         self.clock.set(target)
 
     def play(self, stimulus: Stimulus) -> None:
-        app = self.app
-        match stimulus:
-            case StartWorkflow(workflow=name, instance_id=iid, input=value):
-                app.start_workflow(name, value, instance_id=iid)
-            case SendEvent(type=type_, data=data, instance_id=iid, id=eid):
-                app.send_event(type_, data, instance_id=iid, id=eid)
-            case PublishMessage(channel=channel, data=data, metadata=metadata):
-                app.publish(channel, data, dict(metadata))
-            case SendMessage(instance_id=iid, channel=channel, data=data):
-                app.send_message(iid, channel, data)
-            case Cancel(instance_id=iid, reason=reason):
-                app.cancel(iid, reason)
-            case Advance(seconds=seconds):
-                self.advance(seconds)
+        stimulus.app(self)
         self.settle()
 
 
