@@ -367,15 +367,21 @@ class AppDriver:
     def settle(self) -> None:
         """Wait until the App is idle: nothing runs and no timer is due, twice in a row; while
         instances sit in a queue, for three of the worker's polls (it admits them when it
-        polls, so only time shows that it admitted none)."""
+        polls, so only time shows that it admitted none). Any change of the queued instances
+        between two looks starts the count again."""
         deadline = time.monotonic() + self.settle_timeout
-        quiet = 0
+        linger = 3 * self.app.poll_interval
+        quiet, since, last = 0, 0.0, None
         while True:
             state = self.busy()
-            quiet = quiet + 1 if state is None else 0
-            queued = quiet and self.app.list_instances(status="queued", limit=1)
-            needed = 2 + (int(3 * self.app.poll_interval / 0.003) if queued else 0)
-            if quiet >= needed:
+            queued = [r.instance_id for r in self.app.list_instances(status="queued")]
+            look = (state, queued)
+            if state is None and look == last:
+                quiet += 1
+            else:
+                quiet, since = 0, time.monotonic()
+            last = look
+            if quiet and (not queued or time.monotonic() - since >= linger):
                 return
             if time.monotonic() > deadline:
                 raise NotQuiescent(f"the App did not settle in {self.settle_timeout} s: {state}")
