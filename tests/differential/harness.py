@@ -366,11 +366,11 @@ class AppDriver:
 
     def settle(self) -> None:
         """Wait until the App is idle: nothing runs and no timer is due, twice in a row; while
-        instances sit in a queue, for three of the worker's polls (it admits them when it
-        polls, so only time shows that it admitted none). Any change of the queued instances
-        between two looks starts the count again."""
+        instances sit in a queue, for a quarter of a second of the worker being woken (it
+        admits them when it polls, so only time shows that it admitted none). Any change of
+        the queued instances between two looks starts the count again."""
         deadline = time.monotonic() + self.settle_timeout
-        linger = 3 * self.app.poll_interval
+        linger = 0.25  # many polls of the worker (poll_interval 0.02), woken below as well
         quiet, since, last = 0, 0.0, None
         while True:
             state = self.busy()
@@ -381,6 +381,8 @@ class AppDriver:
             else:
                 quiet, since = 0, time.monotonic()
             last = look
+            if queued and self.app.worker is not None:
+                self.app.worker.wake()  # admit now, if the limits allow
             if quiet and (not queued or time.monotonic() - since >= linger):
                 return
             if time.monotonic() > deadline:
