@@ -16,7 +16,10 @@ Vocabulary of statuses (``InstanceRecord.status``):
 An instance is *claimable* when it is ``pending``, or ``running`` with an expired lease (a crashed
 worker); claiming sets the lease: ``lease_owner``, a new random ``lease_token`` and
 ``lease_expires_at``. A step commits only while its owner still holds the lease *under the token
-it was claimed with*, so two claims of one instance by one worker are told apart.
+it was claimed with*, so two claims of one instance by one worker are told apart. Leases are
+the fallback: a worker's death is seen at once through its liveness hold
+(:meth:`Storage.register_worker`), and its instances are released to be claimed again
+(:meth:`Storage.reap_dead_workers`).
 
 Lease ends are counted from when the write happens, not from ``now``: an adapter adds to
 ``now`` the time the call waited (for a connection, the write lock, a row lock) before writing,
@@ -271,6 +274,20 @@ class CommitResult(msgspec.Struct, kw_only=True):
     released: bool = False  # the lease was released (waiting or terminal)
 
 
+class WorkerHold(Protocol):
+    """A worker's liveness hold (:meth:`Storage.register_worker`): held while the worker lives."""
+
+    worker_id: str
+
+    def alive(self) -> bool:
+        """Whether the hold is intact (its dedicated connection answers). Once False, the worker
+        is taken for dead by the others: it must commit nothing more under ``worker_id``."""
+
+    def release(self) -> None:
+        """Unregister the worker and give the hold up (a clean stop). A hold already lost stays
+        registered, so that the others take over its instances. Idempotent."""
+
+
 class Transaction(Protocol):
     """The transaction of one transactional activity: what ``Storage.transaction()`` gives.
 
@@ -404,6 +421,20 @@ class Storage(Protocol):
 
     def release(self, instance_id: str, owner: str) -> None:
         """Give an instance back (status ``pending``, no lease), e.g. on worker shutdown."""
+
+    # -- liveness -----------------------------------------------------------------------------
+    def register_worker(self, worker_id: str, *, now: float) -> WorkerHold:
+        """Take the liveness hold of worker ``worker_id`` (the owner of its leases) and register
+        it. The hold is something the database or the OS releases the moment the process dies:
+        a session-level advisory lock on a dedicated PostgreSQL connection, ``GET_LOCK`` on a
+        dedicated MySQL connection, an ``flock`` on a file of its own next to a SQLite database.
+        """
+
+    def reap_dead_workers(self) -> list[str]:
+        """Find the registered workers whose hold is gone (their process, or their dedicated
+        connection, died), make the instances they held ``pending`` with no lease, so that any
+        worker claims them at once, and unregister them. Returns the released instance ids.
+        Instances of owners that never registered are left to lease expiry."""
 
     # -- steps --------------------------------------------------------------------------------
     def commit(self, commit: StepCommit) -> CommitResult:

@@ -28,6 +28,7 @@ remain possible in rare paths are retried as a whole transaction, like SQLite's 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -49,9 +50,10 @@ from replaykit.storage import (
     PublishSpec,
     StepCommit,
     StoredEvent,
+    WorkerHold,
 )
 
-from . import sql_commit, sql_delivery, sql_queues, sql_steps
+from . import sql_commit, sql_delivery, sql_liveness, sql_queues, sql_steps
 from .group_commit import GroupCommit
 from .migrations import load_migrations, split_statements
 from .sql_schedules import ScheduleSql
@@ -128,6 +130,8 @@ class SqlStorage(ScheduleSql):
     commits: int = 0
     #: set by adapters that commit concurrent steps and creations together (group_commit.py)
     committer: GroupCommit | None = None
+    #: the workers registered through this object (set by each adapter's ``__init__``)
+    _workers: dict[str, sql_liveness.Registration]
 
     # -- dialect hooks ----------------------------------------------------------------------
     def _open(self, *, write: bool, exclusive: bool = False) -> Begun:
@@ -172,6 +176,24 @@ class SqlStorage(ScheduleSql):
     def _session(self, conn: Any) -> Any:
         """The object handed to a transactional activity as ``ctx.session``."""
         return conn
+
+    def _take_hold(self, worker_id: str) -> sql_liveness.Hold:
+        """Take a new liveness lock for ``worker_id`` (see ``sql_liveness``)."""
+        raise NotImplementedError
+
+    def _find_dead(self, rows: list[dict[str, Any]]) -> tuple[list[str], Callable[[], None]]:
+        """See ``sql_liveness.Dialect._find_dead``."""
+        raise NotImplementedError
+
+    def _confirm_dead(self, tx: SqlTx, worker_ids: Sequence[str]) -> list[str]:
+        """See ``sql_liveness.Dialect._confirm_dead``: here, those still registered (their rows
+        locked)."""
+        rows = tx.rows(
+            f"SELECT worker_id FROM rk_workers WHERE worker_id IN ({placeholders(worker_ids)})"
+            "{FOR_UPDATE}",
+            *worker_ids,
+        )
+        return [row["worker_id"] for row in rows]
 
     def close(self) -> None:
         raise NotImplementedError
@@ -494,6 +516,19 @@ class SqlStorage(ScheduleSql):
                 tx.notify("runnable")
 
         self._run(work)
+
+    # -- liveness ---------------------------------------------------------------------------
+    def register_worker(self, worker_id: str, *, now: float) -> WorkerHold:
+        return sql_liveness.register(self, worker_id, now=now)
+
+    def reap_dead_workers(self) -> list[str]:
+        return sql_liveness.reap(self)
+
+    def _release_workers(self) -> None:
+        """On close: release the holds of the workers still registered through this object."""
+        for registration in list(self._workers.values()):
+            with contextlib.suppress(StorageError):  # the hold is freed all the same
+                registration.release()
 
     # -- steps ------------------------------------------------------------------------------
     def commit(self, commit: StepCommit) -> CommitResult:

@@ -75,8 +75,12 @@ class App(ScheduleClient):
 
     ``database``: ``sqlite:///path.db`` (default ``sqlite:///replaykit.db``), ``postgresql://...``
     or a Storage object. ``workers=False`` makes a client only (start, query, cancel, send).
-    ``lease_seconds`` (default 300, kept alive by heartbeats) is how long a crashed worker's
-    instances stay locked before another worker takes them over.
+    A worker's death is detected at once (``liveness_interval``, default 0.25 s: see
+    docs/runtime.md, "Leases, liveness and takeover"), and its instances are taken over by
+    another worker, or by the same program restarted. ``lease_seconds`` (default 60, extended
+    every ``lease_seconds / 3`` by heartbeats) is only the fallback, for a host that vanished
+    from the network: keep it long enough that a live but stalled worker (a GC pause, a busy
+    host) still renews its leases in time.
 
     Test hooks (both default to the real thing): ``clock`` is where the App reads the time
     (``time()``: timers, leases, the ``at`` of history events, ``Now()``), and ``values`` gives
@@ -95,8 +99,9 @@ class App(ScheduleClient):
         registry: Registry | None = None,
         workers: bool = True,
         concurrency: int = 8,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = 60.0,
         poll_interval: float = 1.0,
+        liveness_interval: float = 0.25,
         hooks: Sequence[Any] = (),
         auto_migrate: bool = True,
         clock: Clock | None = None,
@@ -117,6 +122,7 @@ class App(ScheduleClient):
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        self.liveness_interval = liveness_interval
         self.auto_migrate = auto_migrate
         self.clock: Clock = clock or SystemClock()
         self.values: Values = values or SYSTEM_VALUES
@@ -180,6 +186,7 @@ class App(ScheduleClient):
                 concurrency=self.concurrency,
                 lease_seconds=self.lease_seconds,
                 poll_interval=self.poll_interval,
+                liveness_interval=self.liveness_interval,
                 owner=f"{self.owner}-{uuid.uuid4().hex[:6]}",
                 on_finished=self._on_finished,
                 values=self.values,

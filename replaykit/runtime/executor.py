@@ -37,7 +37,7 @@ from ..core.effects import (
     Subscription,
     Values,
 )
-from ..core.errors import ReplayKitError, UnknownWorkflow
+from ..core.errors import LeaseLost, ReplayKitError, UnknownWorkflow
 from ..core.forking import renewed_subscriptions
 from ..core.history import Event, RetryTimerFired, WorkflowStarted, decode_event, encode_event
 from ..core.interpreter import Interpreter
@@ -338,6 +338,7 @@ class InstanceExecutor:
                     self._record_success(sc, call, result, started, is_comp)
                     commit = self._build_commit()
                     commit.outbox = list(ctx.outbox.items)
+                    self._check_held(commit)
                     outcome = tx.commit(commit)
             if failure is None:
                 return self._after_commit(outcome)
@@ -414,7 +415,18 @@ class InstanceExecutor:
         commit = self._build_commit()
         if outbox:
             commit.outbox = list(outbox)
+        self._check_held(commit)
         return self.storage.commit(commit)
+
+    def _check_held(self, commit: StepCommit) -> None:
+        """A fenced executor (its lease lost, or its worker's liveness hold) commits nothing."""
+        if self.lost:
+            raise LeaseLost(
+                f"instance {self.instance_id!r}: worker {commit.owner!r} lost its lease or its "
+                "liveness hold; the step was not recorded (another worker takes it over)",
+                instance_id=self.instance_id,
+                owner=commit.owner,
+            )
 
     def _after_commit(self, result: CommitResult) -> bool:
         """Book-keeping after a commit; True when this executor is done with the instance."""

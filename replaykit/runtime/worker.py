@@ -8,7 +8,17 @@ Threads (all daemon, all stopped by :meth:`Worker.stop`):
               and wakes when a queue's rate limit lets the next one start
 * timers      fires due timers (exactly once across workers) at their time, not on a fixed tick
 * heartbeat   extends the leases of the instances this worker holds
+* liveness    every ``liveness_interval``: checks this worker's own liveness hold (fenced when
+              it is lost), and takes over the instances of workers that died (their hold is
+              gone), which it also does once at start (a restarted process takes over its
+              dead predecessor's instances at once)
 * listener    (PostgreSQL) turns LISTEN/NOTIFY notifications into wake-ups
+
+A worker registers under ``owner`` with a liveness hold (``Storage.register_worker``). If its
+hold is lost while it runs (its dedicated connection died), the others take it for dead and
+take its instances over: it is *fenced*. It marks every executor lost (each stops at its next
+step and commits nothing more: the leases they hold are another's now, or will be), and
+registers again under a new owner id to carry on with new work.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from ..core.definitions import Registry
 from ..core.effects import Values
 from ..core.errors import LeaseLost, ReplayKitError, StorageError
 from ..core.history import WorkflowStarted
-from ..storage import InboxItem, InstanceRecord, Storage
+from ..storage import InboxItem, InstanceRecord, Storage, WorkerHold
 from .activities import AsyncRunner
 from .clock import SYSTEM_VALUES, Clock
 from .executor import InstanceExecutor
@@ -66,8 +76,9 @@ class Worker:
         clock: Clock,
         hooks: HookDispatcher,
         concurrency: int = 8,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = 60.0,
         poll_interval: float = 1.0,
+        liveness_interval: float = 0.25,
         owner: str | None = None,
         on_finished: Callable[[InstanceExecutor], None] | None = None,
         values: Values = SYSTEM_VALUES,
@@ -80,7 +91,10 @@ class Worker:
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        self.liveness_interval = liveness_interval
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        self._name = self.owner
+        self._hold: WorkerHold | None = None
         self.async_runner = AsyncRunner()
         self.stopping = False
         self._on_finished = on_finished
@@ -104,11 +118,14 @@ class Worker:
     def start(self) -> None:
         self.stopping = False
         self._stopped.clear()
+        self._hold = self.storage.register_worker(self.owner, now=self.clock.time())
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="replaykit-run")
+        self._reap()  # a restarted process takes over its dead predecessor's instances now
         loops: list[tuple[str, Callable[[], None]]] = [
             ("dispatcher", self._dispatch_loop),
             ("timers", self._timer_loop),
             ("heartbeat", self._heartbeat_loop),
+            ("liveness", self._liveness_loop),
         ]
         if self.storage.notifies:
             loops.append(("listener", self._listen_loop))
@@ -129,6 +146,12 @@ class Worker:
             self._pool.shutdown(wait=True)
             self._pool = None
         self.async_runner.close()
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            try:
+                hold.release()
+            except ReplayKitError:
+                log.exception("could not unregister worker %s", hold.worker_id)
 
     # ------------------------------------------------------------------ signals
 
@@ -171,6 +194,8 @@ class Worker:
         """Reserve a slot for an instance this process is about to create with a lease."""
         with self._lock:
             if self.stopping or self._pool is None or len(self._active) >= self.concurrency:
+                return False
+            if self._hold is None:  # fenced, not registered again yet: take no new work
                 return False
             if instance_id in self._active:
                 return False
@@ -253,9 +278,13 @@ class Worker:
                     executor.lost = True
 
     def holds(self, instance_id: str) -> bool:
-        """Whether this worker is running ``instance_id`` right now."""
+        """Whether this worker is running ``instance_id`` right now (and has not lost it: a
+        fenced executor's instance is another worker's)."""
         with self._lock:
-            return instance_id in self._active
+            if instance_id not in self._active:
+                return False
+            executor = self._active[instance_id]
+            return executor is None or not executor.lost
 
     def active_count(self) -> int:
         with self._lock:
@@ -268,7 +297,7 @@ class Worker:
             self._wake.clear()
             names = sorted(self.registry.workflows)
             with self._lock:
-                free = self.concurrency - len(self._active)
+                free = self.concurrency - len(self._active) if self._hold is not None else 0
                 running = list(self._active)
             claimed: list[InstanceRecord] = []
             if free > 0 and self.queues:
@@ -361,6 +390,54 @@ class Worker:
                 continue
             if lost:
                 self._mark_lost(lost)
+
+    def _liveness_loop(self) -> None:
+        while not self._stopped.wait(self.liveness_interval):
+            if self.stopping:
+                return
+            hold = self._hold
+            if hold is None or not hold.alive():
+                self._fence(hold)
+            self._reap()
+
+    def _reap(self) -> None:
+        """Take over the instances of dead workers: they are pending now; claim them."""
+        try:
+            released = self.storage.reap_dead_workers()
+        except ReplayKitError:
+            log.exception("looking for dead workers failed")
+            return
+        if released:
+            log.warning("taking over %d instance(s) of dead workers", len(released))
+            self._wake.set()
+
+    def _fence(self, lost: WorkerHold | None) -> None:
+        """This worker's hold is gone: the others take its instances over. Stop every executor
+        (none commits again under the old identity) and register again under a new owner id."""
+        if lost is not None:
+            log.error(
+                "worker %s lost its liveness hold (its database connection died): its "
+                "instances are taken over; it stops them and registers again",
+                lost.worker_id,
+            )
+            with self._lock:
+                self._hold = None
+                for executor in self._active.values():
+                    if executor is not None:
+                        executor.lost = True
+            try:
+                lost.release()  # stays registered, dead: the others release its instances
+            except ReplayKitError:
+                log.exception("could not give up the lost hold of %s", lost.worker_id)
+        owner = f"{self._name}-{uuid.uuid4().hex[:6]}"
+        try:
+            hold = self.storage.register_worker(owner, now=self.clock.time())
+        except ReplayKitError:
+            log.exception("could not register worker %s; trying again", owner)
+            return
+        with self._lock:
+            self.owner, self._hold = owner, hold
+        self._wake.set()
 
     def _listen_loop(self) -> None:
         while not self.stopping:

@@ -24,6 +24,10 @@ the client library, for little gain when a round trip costs far more than the pa
   ``FOR UPDATE`` until the transaction ends (``GET_LOCK`` is held by the session, not the
   transaction, so it only guards :meth:`MysqlStorage.migrate`, whose DDL commits on its own).
 * No LISTEN/NOTIFY: ``notifies = False``; workers poll every ``poll_interval`` of the App.
+* Liveness (``storage_adapters.sql_liveness``): each worker holds ``GET_LOCK('rk:<random>')`` on
+  a dedicated connection for its whole life; the server frees it when that connection ends, so
+  a worker whose lock ``IS_FREE_LOCK`` is dead. (Lock names are server-wide: the random part
+  keeps workers of different databases apart.)
 * Needs ``binlog_format`` ROW or MIXED if binary logging is on (READ COMMITTED with
   statement-based logging is refused by the server).
 """
@@ -44,7 +48,8 @@ from pymysql.constants import ER
 from replaykit.core.errors import StorageError
 
 from ..sql_common import SqlStorage
-from ..sql_steps import Begun, SqlTx
+from ..sql_liveness import ConnectionHold, Hold, Registration
+from ..sql_steps import Begun, SqlTx, placeholders
 
 #: lost or refused connections (client-side codes): the pool drops the connection, we retry
 _CONNECTION_LOST = {2003, 2006, 2013, 2055}
@@ -220,6 +225,27 @@ def _rolled_back(conn: Any) -> bool:
     return True
 
 
+class _NamedLockHold(ConnectionHold):
+    """A worker's liveness lock: ``GET_LOCK(lock_key)`` held by a dedicated connection for as
+    long as it lives."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        self.lock_key = f"rk:{uuid.uuid4().hex}"
+        conn = open_connection(args)
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (self.lock_key,))
+            if cursor.fetchone() != (1,):
+                raise StorageError(f"the new lock {self.lock_key} is taken")
+        except BaseException:
+            conn.close()
+            raise
+        super().__init__(conn, (pymysql.err.Error,))
+
+    def _ping(self) -> None:
+        self._conn.ping(reconnect=False)
+
+
 class MysqlStorage(SqlStorage):
     """Storage on MySQL 8+ / MariaDB 10.6+ (InnoDB) through PyMySQL."""
 
@@ -247,8 +273,10 @@ class MysqlStorage(SqlStorage):
         self._pool = ConnectionPool(
             lambda: open_connection(self._args), max_size=max_pool, timeout=pool_timeout
         )
+        self._workers: dict[str, Registration] = {}
 
     def close(self) -> None:
+        self._release_workers()
         self._pool.close()
 
     # -- dialect hooks ----------------------------------------------------------------------
@@ -297,6 +325,31 @@ class MysqlStorage(SqlStorage):
 
     def _session(self, conn: Any) -> MysqlSession:
         return MysqlSession(conn)
+
+    # -- liveness ---------------------------------------------------------------------------
+    def _take_hold(self, worker_id: str) -> Hold:
+        try:
+            return _NamedLockHold(self._args)
+        except pymysql.err.Error as exc:
+            raise StorageError(
+                f"cannot take the liveness lock of worker {worker_id!r} ({self.url}): {exc}"
+            ) from exc
+
+    def _find_dead(self, rows: list[dict[str, Any]]) -> tuple[list[str], Callable[[], None]]:
+        ids = [row["worker_id"] for row in rows]
+        return self._read(lambda tx: self._free(tx, ids, "")), lambda: None
+
+    def _confirm_dead(self, tx: SqlTx, worker_ids: Sequence[str]) -> list[str]:
+        """Still free, and the rows locked: a second reaper waits, then finds them gone."""
+        return self._free(tx, worker_ids, " FOR UPDATE")
+
+    def _free(self, tx: SqlTx, worker_ids: Sequence[str], lock: str) -> list[str]:
+        rows = tx.rows(
+            f"SELECT worker_id FROM rk_workers WHERE worker_id IN ({placeholders(worker_ids)}) "
+            f"AND IS_FREE_LOCK(lock_key) = 1{lock}",
+            *worker_ids,
+        )
+        return [row["worker_id"] for row in rows]
 
     # -- migrations -------------------------------------------------------------------------
     def migrate(self) -> list[str]:

@@ -10,10 +10,15 @@
   ``pg_notify('replaykit', kind)`` inside the same transaction; PostgreSQL delivers it at commit,
   never before. :meth:`PostgresStorage.wait_for_wakeup` LISTENs on one dedicated connection.
 * Tables are created unqualified, in the first schema of the connection's ``search_path``.
+* Liveness (``storage_adapters.sql_liveness``): each worker holds the session-level
+  ``pg_advisory_lock(key)`` on a dedicated connection (``application_name`` "replaykit worker
+  <id>") for its whole life; PostgreSQL frees it when that connection ends, so a worker whose
+  key another session can lock (``pg_try_advisory_xact_lock``) is dead.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +29,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
+from replaykit.core.errors import StorageError
 from replaykit.storage import (
     CommitResult,
     Handoff,
@@ -34,7 +40,8 @@ from replaykit.storage import (
 )
 
 from ..sql_common import SqlStorage, instance_from_row
-from ..sql_steps import Begun, SqlTx, at_write, lease_end
+from ..sql_liveness import ConnectionHold, Hold, Registration
+from ..sql_steps import Begun, SqlTx, at_write, lease_end, placeholders
 from . import fastpath
 
 T = TypeVar("T")
@@ -79,6 +86,26 @@ class _Begun:
             self.pool.putconn(self.conn)
 
 
+class _AdvisoryHold(ConnectionHold):
+    """A worker's liveness lock: ``pg_advisory_lock(lock_key)`` held by a dedicated connection
+    for as long as it lives (a random 63-bit key)."""
+
+    def __init__(self, url: str, worker_id: str) -> None:
+        self.lock_key = secrets.randbits(63)
+        conn = psycopg.connect(
+            url, autocommit=True, application_name=f"replaykit worker {worker_id}"[:63]
+        )
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", [self.lock_key])
+        except BaseException:
+            conn.close()
+            raise
+        super().__init__(conn, (psycopg.Error,))
+
+    def _ping(self) -> None:
+        self._conn.execute("SELECT 1")
+
+
 class PostgresStorage(SqlStorage):
     """Storage on PostgreSQL (>= 12) through psycopg 3."""
 
@@ -105,6 +132,7 @@ class PostgresStorage(SqlStorage):
         self._listener: psycopg.Connection[Any] | None = None
         self._schema_prefix = ":"
         self._listen_lock = threading.Lock()
+        self._workers: dict[str, Registration] = {}
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             min_size=min_pool,
@@ -219,6 +247,7 @@ class PostgresStorage(SqlStorage):
         return history, inbox
 
     def close(self) -> None:
+        self._release_workers()
         with self._listen_lock:
             self._drop_listener()
         self._pool.close()
@@ -268,6 +297,34 @@ class PostgresStorage(SqlStorage):
                 NOTIFY_CHANNEL,
                 kind,
             )
+
+    # -- liveness ---------------------------------------------------------------------------
+    def _take_hold(self, worker_id: str) -> Hold:
+        try:
+            return _AdvisoryHold(self.url, worker_id)
+        except psycopg.Error as exc:
+            raise StorageError(
+                f"cannot take the liveness lock of worker {worker_id!r} ({self.url}): {exc}"
+            ) from exc
+
+    def _find_dead(self, rows: list[dict[str, Any]]) -> tuple[list[str], Callable[[], None]]:
+        """One autocommit statement: a key this session can lock has no live holder (the lock
+        is let go at once, at the end of the statement)."""
+        ids = [row["worker_id"] for row in rows]
+        return self._read(lambda tx: self._lockable(tx, ids)), lambda: None
+
+    def _confirm_dead(self, tx: SqlTx, worker_ids: Sequence[str]) -> list[str]:
+        """Lock the dead workers' keys until the transaction ends: a second reaper finds them
+        held and leaves them alone."""
+        return self._lockable(tx, worker_ids)
+
+    def _lockable(self, tx: SqlTx, worker_ids: Sequence[str]) -> list[str]:
+        rows = tx.rows(
+            f"SELECT worker_id FROM rk_workers WHERE worker_id IN ({placeholders(worker_ids)}) "
+            "AND pg_try_advisory_xact_lock(lock_key)",
+            *worker_ids,
+        )
+        return [row["worker_id"] for row in rows]
 
     # -- notifications ----------------------------------------------------------------------
     def wait_for_wakeup(self, timeout: float) -> bool:

@@ -14,6 +14,14 @@ that queue while a write is in progress share the next transaction, one savepoin
 ``storage_adapters.group_commit``). A transactional activity begins its own transaction only when
 it touches ``ctx.session`` (``storage_adapters.sql_transaction``).
 
+Liveness (``storage_adapters.sql_liveness``): each worker holds an ``flock`` on a file of its own
+in ``<database>-workers/`` for its whole life; the kernel frees it the moment the process dies,
+and a worker that can lock another's file knows that one is dead. ``flock``, not ``lockf``/POSIX
+``fcntl`` record locks: those belong to the process, so a second worker (or a reaper) in the
+same process would neither see the lock nor keep it when closing its own descriptor; ``flock``
+belongs to the open file, which is what a per-worker lock needs. (On NFS, keep the database and
+its workers on one host, as SQLite itself requires.)
+
 Concurrency: every write runs in ``BEGIN IMMEDIATE``, so writers are serialized by SQLite itself
 (the shared algorithms need no row locks here). A writer that meets a busy database waits
 ``busy_timeout`` seconds inside SQLite and is then retried with backoff, so "database is locked"
@@ -22,18 +30,25 @@ never reaches users. Each thread has its own connection (``threading.local``).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
 import random
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlite_utils
 
+from replaykit.core.errors import StorageError
+
 from ..group_commit import GroupCommit
 from ..sql_common import SqlStorage
+from ..sql_liveness import Hold, Registration
 from ..sql_steps import Begun
 
 _RETRYABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
@@ -100,6 +115,66 @@ class _Joined:
         pass
 
 
+class _FileHold:
+    """A worker's liveness lock: an exclusive ``flock`` on its own file (see the module
+    docstring). ``lock_key`` is the file's path."""
+
+    def __init__(self, path: str) -> None:
+        self.lock_key = path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd: int | None = fd
+
+    def alive(self) -> bool:
+        return self._fd is not None
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _unlink(self.lock_key)
+            os.close(fd)
+
+
+class _ProcessHold:
+    """The hold of a worker on an in-memory database, which lives and dies with this process."""
+
+    lock_key = ":memory:"
+
+    def __init__(self) -> None:
+        self._held = True
+
+    def alive(self) -> bool:
+        return self._held
+
+    def close(self) -> None:
+        self._held = False
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _lock_if_free(path: str) -> int | None:
+    """A descriptor of ``path`` holding its ``flock`` if nobody else held it (None: held);
+    -1 when the file is gone."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class SqliteStorage(SqlStorage):
     """Storage on SQLite >= 3.35 (``RETURNING``, ``ON CONFLICT``)."""
 
@@ -132,6 +207,9 @@ class SqliteStorage(SqlStorage):
         self._closed = False
         self._keeper = self._connect() if self.memory else None
         self.committer = GroupCommit(self) if group_commit else None
+        self._workers: dict[str, Registration] = {}
+        #: where the workers' lock files live: next to the database
+        self.workers_dir = f"{os.path.abspath(path)}-workers"
 
     # -- connections ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -186,6 +264,7 @@ class SqliteStorage(SqlStorage):
         conn.close()
 
     def close(self) -> None:
+        self._release_workers()
         with self._lock:
             self._closed = True
             for _thread, conn in self._connections.values():
@@ -229,6 +308,41 @@ class SqliteStorage(SqlStorage):
 
     def _is_retryable(self, exc: BaseException) -> bool:
         return is_busy(exc)
+
+    # -- liveness ---------------------------------------------------------------------------
+    def _take_hold(self, worker_id: str) -> Hold:
+        if self.memory:
+            return _ProcessHold()
+        name = hashlib.sha1(worker_id.encode()).hexdigest()[:24]
+        path = os.path.join(self.workers_dir, f"{name}.lock")
+        try:
+            return _FileHold(path)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot take the liveness lock {path} of worker {worker_id!r}: {exc}"
+            ) from exc
+
+    def _find_dead(self, rows: list[dict[str, Any]]) -> tuple[list[str], Callable[[], None]]:
+        """Workers whose file nobody holds; their files stay locked by us until ``done``, which
+        removes them (after their instances were released)."""
+        if self.memory:  # every worker of this database lives in this process, in _workers
+            return [row["worker_id"] for row in rows], lambda: None
+        dead: list[str] = []
+        taken: list[tuple[int, str]] = []
+        for row in rows:
+            fd = _lock_if_free(str(row["lock_key"]))
+            if fd is None:
+                continue
+            dead.append(row["worker_id"])
+            if fd >= 0:
+                taken.append((fd, str(row["lock_key"])))
+
+        def done() -> None:
+            for fd, path in taken:
+                _unlink(path)
+                os.close(fd)
+
+        return dead, done
 
     def _session(self, conn: Any) -> sqlite_utils.Database:
         return self._database()
