@@ -204,6 +204,36 @@ class Fork(Stimulus):
 
 
 @dataclass(frozen=True)
+class Schedule(Stimulus):
+    """``schedule(workflow, input, **options)`` (``cron``/``every``, ``schedule_id``, ...)."""
+
+    workflow: str
+    input: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def memory(self, env: WorkflowEnvironment) -> None:
+        env.schedule(self.workflow, self.input, **self.options)
+
+    def app(self, driver: AppDriver) -> None:
+        driver.app.schedule(self.workflow, self.input, **self.options)
+
+
+@dataclass(frozen=True)
+class ScheduleAction(Stimulus):
+    """``pause_schedule``, ``resume_schedule`` or ``trigger_schedule`` (``action``) of
+    ``schedule_id``."""
+
+    action: str
+    schedule_id: str
+
+    def memory(self, env: WorkflowEnvironment) -> None:
+        getattr(env, f"{self.action}_schedule")(self.schedule_id)
+
+    def app(self, driver: AppDriver) -> None:
+        getattr(driver.app, f"{self.action}_schedule")(self.schedule_id)
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Workflows (children included) and activities (compensations are found through the
     activities that name them), a script, and the final status every listed instance must reach
@@ -359,10 +389,17 @@ class AppDriver:
             found = app.list_instances(status=status, limit=1)
             if found:
                 return f"instance {found[0].instance_id!r} is {status}"
-        due = app.storage.next_timer_at()
+        due = self.next_moment()
         if due is not None and due <= self.clock.time():
-            return f"a timer due at {due} has not fired (now {self.clock.time()})"
+            return f"a timer or schedule due at {due} has not fired (now {self.clock.time()})"
         return None
+
+    def next_moment(self) -> float | None:
+        """When the next timer or schedule tick is due (as the test environment's clock sees
+        its next moment)."""
+        storage = self.app.storage
+        times = [t for t in (storage.next_timer_at(), storage.next_schedule_at()) if t is not None]
+        return min(times, default=None)
 
     def settle(self) -> None:
         """Wait until the App is idle: nothing runs and no timer is due, twice in a row; while
@@ -394,7 +431,7 @@ class AppDriver:
         the App fire each and settle before the next."""
         target = self.clock.time() + seconds
         self.settle()
-        while (at := self.app.storage.next_timer_at()) is not None and at <= target:
+        while (at := self.next_moment()) is not None and at <= target:
             self.clock.set(at)
             self.settle()
         self.clock.set(target)

@@ -2,7 +2,8 @@
 with a generated script, run in memory and in App on every database: identical outcomes.
 
 CI-sized: ``REPLAYKIT_DIFF_EXAMPLES`` examples per backend (default 10), derandomized so a run is
-reproducible; raise the number locally to search longer."""
+reproducible; raise the number locally to search longer, and set ``REPLAYKIT_DIFF_RANDOM=1`` to
+search other examples than CI's."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .grammar import scenarios
 from .harness import Scenario, assert_same, run_app, run_memory
 
 EXAMPLES = int(os.environ.get("REPLAYKIT_DIFF_EXAMPLES", "10"))
+DERANDOMIZE = not os.environ.get("REPLAYKIT_DIFF_RANDOM")
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def fresh_database(
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize=True,
+    derandomize=DERANDOMIZE,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(scenario=scenarios())
