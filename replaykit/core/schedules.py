@@ -196,8 +196,11 @@ def next_tick(spec: ScheduleSpec, after: float) -> float:
             k += 1
             tick = spec.start_at + k * spec.every
         return tick
-    start = datetime.fromtimestamp(after, _zone(spec.timezone))
-    return float(_cron(spec).get_next(float, start_time=start))
+    zone = _zone(spec.timezone)
+    tick = float(_cron(spec).get_next(float, start_time=datetime.fromtimestamp(after, zone)))
+    while _repeated(spec, tick, zone):
+        tick = float(_cron(spec).get_next(float, start_time=datetime.fromtimestamp(tick, zone)))
+    return tick
 
 
 def latest_tick(spec: ScheduleSpec, at: float) -> float:
@@ -210,8 +213,21 @@ def latest_tick(spec: ScheduleSpec, at: float) -> float:
             tick = spec.start_at + k * spec.every
         return tick
     # cron ticks fall on whole seconds; get_prev answers strictly before its start
-    start = datetime.fromtimestamp(math.floor(at) + 1, _zone(spec.timezone))
-    return float(_cron(spec).get_prev(float, start_time=start))
+    zone = _zone(spec.timezone)
+    start = datetime.fromtimestamp(math.floor(at) + 1, zone)
+    tick = float(_cron(spec).get_prev(float, start_time=start))
+    while _repeated(spec, tick, zone):
+        tick = float(_cron(spec).get_prev(float, start_time=datetime.fromtimestamp(tick, zone)))
+    return tick
+
+
+def _repeated(spec: ScheduleSpec, tick: float, zone: ZoneInfo) -> bool:
+    """Whether ``tick`` is the second occurrence of a local time (clocks went back) that a
+    job at fixed hours skips, as Debian's cron does: it ran at the first. A job whose hour
+    field is ``*`` runs on both (they are an hour apart)."""
+    assert spec.cron is not None
+    fixed_hours = spec.cron.split()[1] != "*"
+    return fixed_hours and datetime.fromtimestamp(tick, zone).fold == 1
 
 
 def _cron(spec: ScheduleSpec) -> croniter:

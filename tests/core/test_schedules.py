@@ -3,6 +3,7 @@ instance ids, and typed errors for bad specs (replaykit.core.schedules)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -52,6 +53,23 @@ def test_cron_ticks_in_a_time_zone_keep_local_time_across_daylight_saving() -> N
     assert after == at(2026, 3, 30, 9, tz="Europe/Paris")
     assert after - before == 86400  # both 09:00 local, though the clocks moved on the 29th
     assert before - next_tick(spec, at(2026, 3, 27, 12, tz="Europe/Paris")) == 82800
+
+
+def test_a_daily_job_fires_once_on_the_night_clocks_go_back() -> None:
+    daily = make_spec(cron="30 2 * * *", timezone="Europe/Paris")
+    first = next_tick(daily, at(2026, 10, 24, 12, tz="Europe/Paris"))
+    assert first == datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp()  # 02:30 CEST
+    assert next_tick(daily, first) == at(2026, 10, 26, 2, 30, tz="Europe/Paris")
+    assert latest_tick(daily, first + 3 * 3600) == first
+
+
+def test_an_every_half_hour_job_fires_in_both_repeated_hours() -> None:
+    spec = make_spec(cron="*/30 * * * *", timezone="Europe/Paris")
+    start = datetime(2026, 10, 25, 0, 0, tzinfo=UTC).timestamp()  # 02:00 CEST
+    ticks = [start]
+    for _ in range(4):
+        ticks.append(next_tick(spec, ticks[-1]))
+    assert [b - a for a, b in itertools.pairwise(ticks)] == [1800] * 4
 
 
 def test_interval_ticks_are_multiples_of_the_interval_from_start_at() -> None:
