@@ -496,6 +496,8 @@ def _schedule_row(schedule: Schedule, count: int) -> dict[str, Any]:
         **msgspec.to_builtins(schedule),
         "when": f"{spec.cron} ({spec.timezone})" if spec.cron else every,
         "state": "paused" if schedule.paused else "active",
+        "catch_up": spec.catch_up,
+        "timezone": spec.timezone,
         "upcoming": upcoming(schedule, count),
     }
 
@@ -513,9 +515,8 @@ def schedules_list(
     for row in rows:
         nexts = ", ".join(when(t) for t in row["upcoming"]) or "-"
         state = "[yellow]paused[/]" if row["paused"] else "[green]active[/]"
-        catch_up = row["spec"].get("catch_up", "skip")
         table.add_row(
-            row["schedule_id"], row["workflow"], row["when"], catch_up, state, nexts,
+            row["schedule_id"], row["workflow"], row["when"], row["catch_up"], state, nexts,
             when(row["last_tick"]),
         )  # fmt: skip
     _emit(options, rows, table if rows else "no schedules")

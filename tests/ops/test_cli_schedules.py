@@ -36,6 +36,7 @@ def test_schedules_are_listed_paused_resumed_triggered_and_deleted_from_the_cli(
         code, out = invoke(database_url, "--json", "schedules", "list", "--upcoming", "3")
         (row,) = json.loads(out)
         assert code == 0 and len(row["upcoming"]) == 3
+        assert row["catch_up"] == "skip" and row["timezone"] == "Europe/Paris"
         assert row["upcoming"][1] - row["upcoming"][0] == 300
         assert invoke(database_url, "schedules", "pause", "r")[0] == 0
         assert app.get_schedule("r").paused
