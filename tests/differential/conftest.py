@@ -1,28 +1,36 @@
 """The backends of the differential suite: an empty database for every scenario run.
 
-SQLite gets a new file per run. PostgreSQL and MySQL get one schema (database) per test session,
-migrated once, whose ``rk_*`` tables are emptied before every run (creating and migrating a
-MySQL database per run would cost most of a second)."""
+SQLite gets a new file per run (twice: with group commit, the default, and without, whose
+transactions take their own path: ``sqlite-plain``). PostgreSQL and MySQL get one schema
+(database) per test session, migrated once, whose ``rk_*`` tables are emptied before every run
+(creating and migrating a MySQL database per run would cost most of a second)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from storage_adapters import open_storage
 
-from ..storage.conftest import ADAPTERS
+from ..storage.conftest import OPTIONS, STORAGE_ADAPTERS
 
 Emptier = Callable[[], None]
 
 
-@pytest.fixture(params=ADAPTERS)
+@pytest.fixture(params=STORAGE_ADAPTERS)
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
+
+
+@pytest.fixture
+def app_options(backend: str) -> dict[str, Any]:
+    """Options of the App for ``backend`` (its storage options)."""
+    return {"storage_options": OPTIONS.get(backend, {})}
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +85,7 @@ def mysql_session_database(mysql_dsn: str) -> Iterator[tuple[str, Emptier]]:
 @pytest.fixture
 def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty, migrated database of ``backend``."""
-    if backend == "sqlite":
+    if backend.startswith("sqlite"):
         return f"sqlite:///{tmp_path / 'rk.db'}"
     fixture = "pg_session_schema" if backend == "postgres" else "mysql_session_database"
     url, empty = request.getfixturevalue(fixture)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from .corpus import scenarios
@@ -24,7 +26,7 @@ def test_scenario_reaches_the_statuses_it_was_written_for(scenario: Scenario) ->
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_database_history_is_the_memory_history(
-    scenario: Scenario, backend: str, database_url: str
+    scenario: Scenario, backend: str, database_url: str, app_options: dict[str, Any]
 ) -> None:
     memory = memory_outcome(scenario)
-    assert_same(memory, run_app(scenario, database_url), backend)
+    assert_same(memory, run_app(scenario, database_url, **app_options), backend)

@@ -11,6 +11,7 @@ import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +28,7 @@ def fresh_database(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Callable[[], str]:
     """A callable giving the URL of an empty database each time (one per example)."""
-    if backend == "sqlite":
+    if backend.startswith("sqlite"):
         counter = itertools.count()
         return lambda: f"sqlite:///{tmp_path / f'rk-{next(counter)}.db'}"
     fixture = "pg_session_schema" if backend == "postgres" else "mysql_session_database"
@@ -48,7 +49,10 @@ def fresh_database(
 )
 @given(scenario=scenarios())
 def test_generated_workflow_history_is_the_same_in_memory_and_in_the_database(
-    scenario: Scenario, backend: str, fresh_database: Callable[[], str]
+    scenario: Scenario,
+    backend: str,
+    fresh_database: Callable[[], str],
+    app_options: dict[str, Any],
 ) -> None:
     memory = run_memory(scenario)
-    assert_same(memory, run_app(scenario, fresh_database()), backend)
+    assert_same(memory, run_app(scenario, fresh_database(), **app_options), backend)
