@@ -12,6 +12,7 @@
     replaykit stats
     replaykit schedules list --upcoming 3
     replaykit schedules pause|resume|trigger|delete SCHEDULE-ID
+    replaykit queues
     replaykit demo
 
 ``--database`` defaults to ``$REPLAYKIT_DATABASE`` or ``sqlite:///replaykit.db``; ``--json``
@@ -320,6 +321,7 @@ _STATUS_STYLE = {
     "failed": "red",
     "cancelled": "magenta",
     "waiting": "yellow",
+    "queued": "bright_black",
     "running": "cyan",
     "pending": "blue",
 }
@@ -480,6 +482,9 @@ def stats(ctx: typer.Context) -> None:
             table.add_row(f"lease owner {owner}", f"{n} running")
         table.add_row("timers", str(data.get("timers", 0)))
         table.add_row("outbox pending", str(data.get("outbox_pending", 0)))
+        for name, queue in sorted(data.get("queues", {}).items()):
+            counts = f"{queue['queued']} queued, {queue['running']} running"
+            table.add_row(f"queue {name}", counts)
         _emit(options, data, table)
 
 
@@ -565,6 +570,31 @@ def schedules_trigger(ctx: typer.Context, schedule_id: ScheduleId) -> None:
 def schedules_delete(ctx: typer.Context, schedule_id: ScheduleId) -> None:
     """Delete the schedule; the instances it started stay."""
     _schedule_action(ctx, schedule_id, "delete")
+
+
+@_command()
+def queues(ctx: typer.Context) -> None:
+    """Declared queues: instances queued and running (admitted, not finished), and limits."""
+    options = _opts(ctx)
+    with _client(options) as app:
+        found = app.queue_stats()
+        table = Table("queue", "queued", "running", "concurrency", "per worker", "rate")
+        for q in found:
+            spec = q.spec
+            rate = "-" if spec.rate_limit is None else f"{spec.rate_limit} per {spec.rate_period} s"
+            table.add_row(
+                spec.name,
+                str(q.queued),
+                str(q.running),
+                "-" if spec.concurrency is None else str(spec.concurrency),
+                "-" if spec.per_worker is None else str(spec.per_worker),
+                rate,
+            )
+        data = [
+            {"name": q.spec.name, "queued": q.queued, "running": q.running, **q.spec.limits()}
+            for q in found
+        ]
+        _emit(options, data, table if found else "no queue is declared")
 
 
 # --------------------------------------------------------------------------- replay check

@@ -1,5 +1,5 @@
 """The viewer's routes: instance list (filters, paging), instance page (timeline, runs), schedules
-(next fire times), actions.
+(next fire times), queues (depth, running, limits), actions.
 
 Pages are rendered on the server from Jinja2 templates shipped in ``templates/``; there is no
 JavaScript. Every database call is one paged query through the App's public queries, so the list
@@ -26,7 +26,7 @@ from ...runtime.app import App
 from ...storage import TERMINAL_STATUSES
 from .timeline import age, compact, error_of, human_seconds, timeline, when
 
-STATUSES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
+STATUSES = ("queued", "pending", "running", "waiting", "completed", "failed", "cancelled")
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
@@ -132,6 +132,10 @@ class Viewer:
         flash = request.query_params.get("flash", "")
         return self.render(request, "schedules.html", rows=rows, flash=flash)
 
+    def queues(self, request: Request) -> Response:
+        """Every declared queue: how many instances wait in it and run, and its limits."""
+        return self.render(request, "queues.html", queues=self.app.queue_stats())
+
     # -- actions (only mounted with allow_actions) -------------------------------------------
 
     async def schedule_action(self, request: Request) -> Response:
@@ -227,6 +231,7 @@ def build_viewer(app: App, *, allow_actions: bool = False) -> Starlette:
         Route("/", viewer.instances),
         Route("/healthz", _healthz),
         Route("/schedules", viewer.schedules),
+        Route("/queues", viewer.queues),
         Route("/instances/{instance_id:path}", viewer.instance),
     ]
     if allow_actions:
