@@ -25,6 +25,7 @@ PAGES = [
     "versioning.md",
     "fork.md",
     "schedules.md",
+    "queues.md",
 ]
 EXAMPLES = ["order_saga.py", "payment_timeout.py", "channel_workers.py", "recurring_counter.py"]
 SKIP = "<!-- docs-test: skip"
