@@ -641,7 +641,7 @@ class SqlStorage(ScheduleSql):
             assert stored is not None
             return stored, False
 
-        return self._run(work)
+        return self._grouped(work)
 
     def admit(
         self,

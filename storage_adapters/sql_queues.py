@@ -65,9 +65,7 @@ def enqueue(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> bool:
     """Insert a ``queued`` instance (see ``Storage.enqueue``); False if the id exists."""
     assert record.queue is not None and record.status == "queued"
     if get_spec(tx, record.queue, lock=record.dedup_key is not None) is None:
-        raise UnknownQueue(
-            f"no queue named {record.queue!r}: declare it first with app.queue({record.queue!r})"
-        )
+        raise unknown_queue(record)
     exists = tx.one("SELECT 1 AS x FROM rk_instances WHERE instance_id = ?", record.instance_id)
     if exists is not None:
         return False
@@ -81,6 +79,13 @@ def enqueue(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> bool:
         if holder is not None:
             raise duplicate_key(record, holder["instance_id"])
     return insert_instance(tx, record, started_event)
+
+
+def unknown_queue(record: InstanceRecord) -> UnknownQueue:
+    return UnknownQueue(
+        f"no queue named {record.queue!r}: declare it first with app.queue({record.queue!r}); "
+        f"{record.instance_id!r} was not enqueued"
+    )
 
 
 def duplicate_key(record: InstanceRecord, holder: str) -> DuplicateQueueKey:

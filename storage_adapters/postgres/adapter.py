@@ -39,6 +39,7 @@ from replaykit.storage import (
     StoredEvent,
 )
 
+from .. import sql_queues
 from ..sql_common import SqlStorage, instance_from_row
 from ..sql_liveness import ConnectionHold, Hold, Registration
 from ..sql_steps import Begun, SqlTx, at_write, lease_end, placeholders
@@ -156,6 +157,23 @@ class PostgresStorage(SqlStorage):
         created = self._statement(lambda conn: fastpath.create(conn, record, started_event))
         if created:
             self.commits += 1
+            return msgspec.structs.replace(record, history_len=1), True
+        stored = self.get_instance(record.instance_id)
+        assert stored is not None
+        return stored, False
+
+    def enqueue(self, record: InstanceRecord, started_event: bytes) -> tuple[InstanceRecord, bool]:
+        """Without a dedup key: one autocommit statement (fastpath); with one, the shared path
+        (the queue's row lock keeps concurrent enqueues of one key apart)."""
+        if record.dedup_key is not None or record.status != "queued":
+            return super().enqueue(record, started_event)
+        created = self._statement(
+            lambda conn: fastpath.enqueue(conn, record, started_event, NOTIFY_CHANNEL)
+        )
+        if created is None:
+            raise sql_queues.unknown_queue(record)
+        self.commits += 1
+        if created:
             return msgspec.structs.replace(record, history_len=1), True
         stored = self.get_instance(record.instance_id)
         assert stored is not None

@@ -115,6 +115,28 @@ SELECT instance_id FROM i
 """
 
 
+# Enqueue without a dedup key: the queue's existence check, the insert, the first history event
+# and the NOTIFY in one statement (a dedup key needs the queue's row lock: the shared path).
+ENQUEUE_SQL = """
+WITH q AS (SELECT name FROM rk_queues WHERE name = %(queue)s),
+i AS (
+    INSERT INTO rk_instances (instance_id, workflow, status, input, run, created_at, updated_at,
+        queue, priority, history_len, event_floor)
+    SELECT %(instance_id)s, %(workflow)s, 'queued', %(input)s, 1, %(created_at)s,
+        %(updated_at)s, q.name, %(priority)s, 1, (SELECT COALESCE(MAX(id), 0) FROM rk_events)
+    FROM q
+    ON CONFLICT (instance_id) DO NOTHING
+    RETURNING instance_id
+),
+h AS (
+    INSERT INTO rk_history (instance_id, seq, event) SELECT instance_id, 0, %(event)s FROM i
+)
+SELECT (SELECT COUNT(*) FROM q) AS declared,
+    (SELECT COUNT(*) FROM i) AS created,
+    (SELECT COUNT(pg_notify(%(channel)s, COALESCE(current_schema(), '') || ':runnable'))
+     FROM i) AS notified
+"""
+
 CLAIM_SQL = """
 WITH c AS (
     SELECT instance_id, updated_at AS claimed_order FROM rk_instances
@@ -244,6 +266,24 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
         "event": started_event,
     }
     return conn.execute(CREATE_SQL, params, prepare=True).fetchone() is not None
+
+
+def enqueue(conn: Any, record: InstanceRecord, started_event: bytes, channel: str) -> bool | None:
+    """Insert a ``queued`` instance without a dedup key in one statement: True if created,
+    False if the id exists, None if the queue is not declared (nothing stored)."""
+    params = {
+        "queue": record.queue,
+        "instance_id": record.instance_id,
+        "workflow": record.workflow,
+        "input": dump_json(record.input),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "priority": record.priority,
+        "event": started_event,
+        "channel": channel,
+    }
+    declared, created, _ = conn.execute(ENQUEUE_SQL, params, prepare=True).fetchone()
+    return None if not declared else bool(created)
 
 
 # A targeted event (``send_event(..., instance_id=X)``) is one call of the function that
