@@ -302,6 +302,7 @@ class App(ScheduleClient):
             queue=name,
             priority=priority,
             dedup_key=dedup_key,
+            version=wf.version,
         )
         _, created = self.storage.enqueue(record, encode_event(started))
         if created:

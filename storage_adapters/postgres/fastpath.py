@@ -121,9 +121,10 @@ ENQUEUE_SQL = """
 WITH q AS (SELECT name FROM rk_queues WHERE name = %(queue)s),
 i AS (
     INSERT INTO rk_instances (instance_id, workflow, status, input, run, created_at, updated_at,
-        queue, priority, history_len, event_floor)
+        queue, priority, version, history_len, event_floor)
     SELECT %(instance_id)s, %(workflow)s, 'queued', %(input)s, 1, %(created_at)s,
-        %(updated_at)s, q.name, %(priority)s, 1, (SELECT COALESCE(MAX(id), 0) FROM rk_events)
+        %(updated_at)s, q.name, %(priority)s, %(version)s, 1,
+        (SELECT COALESCE(MAX(id), 0) FROM rk_events)
     FROM q
     ON CONFLICT (instance_id) DO NOTHING
     RETURNING instance_id
@@ -279,6 +280,7 @@ def enqueue(conn: Any, record: InstanceRecord, started_event: bytes, channel: st
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "priority": record.priority,
+        "version": record.version,
         "event": started_event,
         "channel": channel,
     }

@@ -77,7 +77,9 @@ def test_start_workflow_with_queue_is_enqueue(make_app: MakeApp, registry: Regis
         assert handle.result(timeout=30) == 5
         record = handle.status()
         assert (record.queue, record.priority, record.dedup_key) == ("q", 2, "d")
-        assert record.admitted_at is not None
+        assert record.admitted_at is not None and record.version == job.version
+        plain = app.enqueue("q", job, 6)  # PostgreSQL's one-statement enqueue (no dedup key)
+        assert plain.result(timeout=30) == 6 and plain.status().version == job.version
 
 
 def test_rate_limit_spaces_the_starts(make_app: MakeApp, registry: Registry) -> None:
