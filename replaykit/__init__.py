@@ -63,6 +63,7 @@ from .core.errors import (
     WorkflowCancelled,
     WorkflowFailed,
     WorkflowNotFound,
+    WorkflowTimedOut,
 )
 from .core.history import ErrorInfo, EventData, Message
 from .core.interpreter import Interpreter
@@ -131,6 +132,7 @@ __all__ = [
     "WorkflowFailed",
     "WorkflowHandle",
     "WorkflowNotFound",
+    "WorkflowTimedOut",
     "activity",
     "register_error",
     "workflow",

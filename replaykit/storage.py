@@ -87,6 +87,7 @@ class InstanceRecord(msgspec.Struct, kw_only=True):
     #: a fork (``App.fork``): the instance whose history it copied, and the step it re-runs from
     forked_from: str | None = None
     forked_step: int | None = None
+    deadline: float | None = None  # POSIX time by which it must end (``timeout=``)
 
 
 class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -177,6 +178,7 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
     started_event: bytes  # JSON of the child's WorkflowStarted event
     parent_step: int | None  # None: the parent does not wait for the result
     version: str | None = None  # the version of the child workflow's code
+    deadline: TimerSpec | None = None  # the child's deadline timer, stored with it
 
 
 class OutboxSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -238,7 +240,8 @@ class StepCommit(msgspec.Struct, kw_only=True):
        ``status="running"`` keeps the lease. ``recur`` (continue-as-new) moves the history to the
        archive under the old run number, increments ``run``, sets ``input`` to ``recur_input``,
        writes ``recur_started`` as history position 0, sets ``version`` to ``recur_version``
-       (when given), and makes the instance ``pending``.
+       (when given), and makes the instance ``pending``; it drops the run's timers and waits
+       but keeps the deadline timer (step 0).
     """
 
     instance_id: str
@@ -336,9 +339,10 @@ class Storage(Protocol):
 
     # -- instances ----------------------------------------------------------------------------
     def create_instance(
-        self, record: InstanceRecord, started_event: bytes
+        self, record: InstanceRecord, started_event: bytes, deadline: TimerSpec | None = None
     ) -> tuple[InstanceRecord, bool]:
-        """Insert ``record`` with ``started_event`` as history position 0, unless the id exists.
+        """Insert ``record`` with ``started_event`` as history position 0, unless the id exists,
+        and its ``deadline`` timer (``record.deadline`` set) in the same transaction.
 
         Returns (the stored record, created?). ``record`` may come with a lease already set
         (``status="running"``) so the creating worker runs it at once without another commit.

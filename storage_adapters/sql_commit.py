@@ -227,8 +227,10 @@ def _insert_child(tx: SqlTx, c: StepCommit, child: ChildSpec) -> None:
         created_at=c.now,
         updated_at=c.now,
         version=child.version,
+        deadline=None if child.deadline is None else child.deadline.fire_at,
     )
-    insert_instance(tx, record, child.started_event)
+    if insert_instance(tx, record, child.started_event) and child.deadline is not None:
+        insert_timer(tx, child.instance_id, child.deadline)
 
 
 def _set_status(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> CommitResult:
@@ -279,7 +281,10 @@ def _recur(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> None:
         old_run,
         c.instance_id,
     )
-    delete_all(tx, c.instance_id, ["rk_history", "rk_timers", "rk_waits"])
+    delete_all(tx, c.instance_id, ["rk_history", "rk_waits"])
+    tx.exec(  # the deadline timer (step 0) is the instance's, not the run's
+        "DELETE FROM rk_timers WHERE instance_id = ? AND step <> 0", c.instance_id
+    )
     for item in inbox_items(tx, c.instance_id):
         if not isinstance(decode_event(item.event), CancelRequested):
             tx.exec("DELETE FROM rk_inbox WHERE id = ?", item.id)

@@ -50,6 +50,7 @@ from replaykit.storage import (
     PublishSpec,
     StepCommit,
     StoredEvent,
+    TimerSpec,
     WorkerHold,
 )
 
@@ -74,7 +75,7 @@ T = TypeVar("T")
 INSTANCE_COLUMNS = (
     "instance_id, workflow, status, input, output, error, run, continued_from, parent_id, "
     "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len, queue, "
-    "priority, dedup_key, admitted_at, lease_token, version, forked_from, forked_step"
+    "priority, dedup_key, admitted_at, lease_token, version, forked_from, forked_step, deadline"
 )
 CLAIMABLE = "(status = 'pending' OR (status = 'running' AND lease_expires_at < ?))"
 CLAIM_ASSIGN = (
@@ -89,7 +90,7 @@ def instance_from_row(row: dict[str, Any]) -> InstanceRecord:
     fields = dict(row)
     for name in ("input", "output", "error"):
         fields[name] = load_json(fields[name])
-    for name in ("created_at", "updated_at", "lease_expires_at", "admitted_at"):
+    for name in ("created_at", "updated_at", "lease_expires_at", "admitted_at", "deadline"):
         if fields[name] is not None:
             fields[name] = float(fields[name])
     return InstanceRecord(**fields)
@@ -285,10 +286,12 @@ class SqlStorage(ScheduleSql):
 
     # -- instances --------------------------------------------------------------------------
     def create_instance(
-        self, record: InstanceRecord, started_event: bytes
+        self, record: InstanceRecord, started_event: bytes, deadline: TimerSpec | None = None
     ) -> tuple[InstanceRecord, bool]:
         def work(tx: SqlTx) -> tuple[InstanceRecord, bool]:
             if sql_steps.insert_instance(tx, record, started_event):
+                if deadline is not None:
+                    sql_commit.insert_timer(tx, record.instance_id, deadline)
                 return msgspec.structs.replace(record, history_len=1), True
             stored = self._get(tx, record.instance_id)
             assert stored is not None

@@ -85,6 +85,9 @@ class Bookkeeping:
         self.result: Any = None
         self.error: ErrorInfo | None = None
         self.recur_input: Any = None
+        #: when the instance must end (from its ``WorkflowStarted``), and whether it was told so
+        self.deadline: float | None = None
+        self.timed_out = False
         self.context: WorkflowContext | None = None
         self._gen: Generator[Command, Any, Any] | None = None
         self._next_step = 1

@@ -11,6 +11,7 @@ of what the code yields now with what history recorded at the same step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Sequence
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -18,12 +19,24 @@ from typing import Any, Generic, Literal, TypeVar
 import msgspec
 
 from .codec import PLAIN_TYPES, fingerprint, to_builtins
+from .errors import InvalidInput
 from .retry import RetryPolicy
 
 R = TypeVar("R")
 
 ChannelMode = Literal["broadcast", "competing"]
 _set = msgspec.structs.force_setattr
+
+
+def check_timeout(value: Any, what: str) -> float:
+    """``value`` as seconds of a deadline: a finite number above 0 (else :class:`InvalidInput`
+    naming ``what``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{what} must be a number of seconds, not {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidInput(f"{what} must be a finite number of seconds above 0, not {value!r}")
+    return seconds
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="command"):
@@ -186,8 +199,9 @@ class StartChild(Command, Generic[R], frozen=True):
     """Start workflow ``workflow`` as a child and (unless ``wait=False``) wait for its result.
 
     The child's id is ``instance_id`` or, by default, ``"<parent id>/<step>"`` (deterministic;
-    ``"<parent id>@<run>/<step>"`` in the runs after a ``Recur``).
-    Usually made with ``my_workflow.child(input)``.
+    ``"<parent id>@<run>/<step>"`` in the runs after a ``Recur``). With ``timeout`` (seconds),
+    the child is cancelled with ``WorkflowTimedOut`` when that much time has passed since it
+    started. Usually made with ``my_workflow.child(input)``.
     """
 
     workflow: str
@@ -195,6 +209,11 @@ class StartChild(Command, Generic[R], frozen=True):
     instance_id: str | None = None
     wait: bool = True
     result_type: Any = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None:
+            _set(self, "timeout", check_timeout(self.timeout, "StartChild timeout"))
 
     def identity(self) -> tuple[str, str, str]:
         return ("StartChild", self.workflow, "")

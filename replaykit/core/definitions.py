@@ -154,18 +154,26 @@ class Workflow(Generic[I, R]):
         """Convert a stored result to the annotated return type."""
         return convert(raw, self.result_type, what=f"result of workflow {self.name!r}")
 
-    def child(self, input: Any = None, *, instance_id: str | None = None) -> StartChild[R]:
-        """A command that starts this workflow as a child and waits for its result."""
+    def child(
+        self, input: Any = None, *, instance_id: str | None = None, timeout: float | None = None
+    ) -> StartChild[R]:
+        """A command that starts this workflow as a child and waits for its result (``timeout``:
+        the child's deadline in seconds, see :class:`StartChild`)."""
         return StartChild(
             workflow=self.name,
             input=input,
             instance_id=instance_id,
             result_type=self.result_type,
+            timeout=timeout,
         )
 
-    def start_child(self, input: Any = None, *, instance_id: str | None = None) -> StartChild[R]:
+    def start_child(
+        self, input: Any = None, *, instance_id: str | None = None, timeout: float | None = None
+    ) -> StartChild[R]:
         """A command that starts this workflow as a child without waiting; yields its id."""
-        return StartChild(workflow=self.name, input=input, instance_id=instance_id, wait=False)
+        return StartChild(
+            workflow=self.name, input=input, instance_id=instance_id, wait=False, timeout=timeout
+        )
 
     def __call__(self, *args: Any) -> Generator[Command, Any, R]:
         gen: Generator[Command, Any, R] = self.fn(*args)

@@ -20,6 +20,7 @@ Effects are frozen, tagged msgspec Structs; they are instructions for the shell,
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast
 
 import msgspec
@@ -53,6 +54,7 @@ from .definitions import Registry
 from .errors import InvalidCommand, InvalidInput, UnknownWorkflow
 from .failures import error_info
 from .history import (
+    CancelRequested,
     ChildCompleted,
     ChildFailed,
     EffectApplied,
@@ -135,13 +137,15 @@ class Subscription(Effect, frozen=True):
 
 class CreateChild(Effect, frozen=True):
     """Create the child instance ``child_id`` (none if the id exists) with ``started`` as its first
-    event; ``parent_step`` is the step waiting for its result (None: fire and forget)."""
+    event; ``parent_step`` is the step waiting for its result (None: fire and forget).
+    ``deadline``: the child's deadline timer, stored with the child (see :func:`deadline_timer`)."""
 
     child_id: str
     workflow: str
     started: WorkflowStarted
     input: Any = None
     parent_step: int | None = None
+    deadline: SetTimer | None = None
 
 
 class Finish(Effect, frozen=True):
@@ -153,6 +157,19 @@ class Finish(Effect, frozen=True):
     error: ErrorInfo | None = None
     parent_event: ChildCompleted | ChildFailed | None = None
     next_run: WorkflowStarted | None = None
+
+
+#: the step of an instance's deadline timer (commands are numbered from 1)
+DEADLINE_STEP = 0
+
+
+def deadline_timer(deadline: float) -> SetTimer:
+    """The durable timer of an instance that must end by ``deadline``: stored with the instance
+    when it is created, at :data:`DEADLINE_STEP`, and kept across ``Recur``. When it fires, the
+    instance is cancelled with ``WorkflowTimedOut``."""
+    when = datetime.fromtimestamp(deadline, UTC).isoformat(timespec="milliseconds")
+    event = CancelRequested(reason=f"its deadline ({when}) passed", timed_out=True)
+    return SetTimer(step=DEADLINE_STEP, fire_at=deadline, event=event)
 
 
 # -- what only the shell can supply -----------------------------------------------------------
@@ -258,9 +275,10 @@ class Planner:
         *,
         parent_id: str | None = None,
         parent_step: int | None = None,
+        deadline: float | None = None,
     ) -> Finish:
         """The end of the run: what the parent waiting at ``parent_step`` is told, or the next
-        run's first event when the workflow recurred."""
+        run's first event when the workflow recurred (the instance's ``deadline`` goes on)."""
         status, run = ending.status, self.run
         if status == "continued":
             next_run = WorkflowStarted(
@@ -270,6 +288,7 @@ class Planner:
                 run=run + 1,
                 continued_from=f"{self.instance_id}@{run}",
                 parent_id=parent_id,
+                deadline=deadline,
                 at=now,
             )
             return Finish(status=status, next_run=next_run)
@@ -391,8 +410,14 @@ def _start_child(p: Planner, sc: ScheduledCommand, now: float) -> Plan:
         error = error_info(exc, retryable=False)
         failed = ChildFailed(step=step, name=c.workflow, child_id=child_id, error=error)
         return (Record(event=failed),)
+    deadline = None if c.timeout is None else now + c.timeout
     started = WorkflowStarted(
-        workflow=child.name, instance_id=child_id, input=raw_input, parent_id=p.instance_id, at=now
+        workflow=child.name,
+        instance_id=child_id,
+        input=raw_input,
+        parent_id=p.instance_id,
+        deadline=deadline,
+        at=now,
     )
     create = CreateChild(
         child_id=child_id,
@@ -400,6 +425,7 @@ def _start_child(p: Planner, sc: ScheduledCommand, now: float) -> Plan:
         input=raw_input,
         started=started,
         parent_step=step if c.wait else None,
+        deadline=None if deadline is None else deadline_timer(deadline),
     )
     if c.wait:
         return (create,)
@@ -428,6 +454,7 @@ _PLANS: dict[type[Command], Callable[[Planner, ScheduledCommand, float], Plan]] 
 }
 
 __all__ = [
+    "DEADLINE_STEP",
     "CreateChild",
     "Effect",
     "Ending",
@@ -444,4 +471,5 @@ __all__ = [
     "Stored",
     "Subscription",
     "Values",
+    "deadline_timer",
 ]

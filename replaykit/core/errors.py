@@ -9,6 +9,7 @@ matching standard-library error too, so ``except TimeoutError`` keeps working::
     │   └── ChildWorkflowError     a child workflow failed
     ├── TerminalError              raise from an activity to stop retrying at once
     ├── WorkflowCancelled          (also CancelledError-like) the instance was cancelled
+    │   └── WorkflowTimedOut       (also TimeoutError) its deadline passed (``timeout=``)
     ├── EventTimeout               (also TimeoutError) a WaitEvent/Receive timed out
     ├── WorkflowFailed             result() of an instance that failed
     ├── WorkflowNotFound           (also LookupError) no instance with that id
@@ -114,6 +115,14 @@ class WorkflowCancelled(ReplayKitError):
     def __init__(self, message: str | None = None, *, reason: str = "") -> None:
         super().__init__(message or reason or self.DEFAULT_MESSAGE)
         self.reason = reason
+
+
+class WorkflowTimedOut(WorkflowCancelled, TimeoutError):
+    """The instance's deadline passed (``start_workflow(..., timeout=)``, ``wf.child(...,
+    timeout=)``): thrown into the workflow at its current ``yield`` like a cancellation (its
+    compensations run), and raised by ``result()`` of the instance, which ends ``cancelled``."""
+
+    DEFAULT_MESSAGE = "its deadline passed"
 
 
 class EventTimeout(ReplayKitError, TimeoutError):

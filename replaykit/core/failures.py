@@ -8,10 +8,13 @@ import traceback as _traceback
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ActivityError, WorkflowCancelled
+from .errors import ActivityError, WorkflowCancelled, WorkflowTimedOut
 from .history import ErrorInfo
 
 ErrorResolver = Callable[[str], type[BaseException] | None]
+
+#: the recorded error type of an instance whose deadline passed
+TIMED_OUT = f"{WorkflowTimedOut.__module__}.{WorkflowTimedOut.__qualname__}"
 
 
 def error_info(exc: BaseException, *, retryable: bool = True) -> ErrorInfo:
@@ -51,10 +54,13 @@ def raise_as(
 
 
 def cancelled(instance_id: str, info: ErrorInfo | None) -> WorkflowCancelled:
-    """What ``result()`` raises for a cancelled instance: ``reason`` is the one given to cancel."""
+    """What ``result()`` raises for a cancelled instance: ``reason`` is the one given to cancel;
+    :class:`WorkflowTimedOut` for one whose deadline passed."""
     message = info.message if info is not None else WorkflowCancelled.DEFAULT_MESSAGE
+    if info is not None and info.type == TIMED_OUT:
+        return WorkflowTimedOut(f"instance {instance_id!r} timed out: {message}", reason=message)
     reason = "" if message == WorkflowCancelled.DEFAULT_MESSAGE else message
     return WorkflowCancelled(f"instance {instance_id!r} was cancelled: {message}", reason=reason)
 
 
-__all__ = ["ErrorResolver", "cancelled", "error_info", "raise_as"]
+__all__ = ["TIMED_OUT", "ErrorResolver", "cancelled", "error_info", "raise_as"]

@@ -51,7 +51,8 @@ def fork_cut(history: Sequence[Event], step: int, *, instance_id: str = "") -> i
 
 def forked_start(started: Event, new_id: str, source_id: str, step: int) -> WorkflowStarted:
     """The first event of a fork: the source run's ``WorkflowStarted`` for ``new_id``, a run 1
-    of its own, with no parent (a fork of a child is a top-level instance), naming its origin."""
+    of its own, with no parent (a fork of a child is a top-level instance) and no deadline (the
+    source's deadline was the source's), naming its origin."""
     assert isinstance(started, WorkflowStarted)
     return msgspec.structs.replace(
         started,
@@ -59,6 +60,7 @@ def forked_start(started: Event, new_id: str, source_id: str, step: int) -> Work
         run=1,
         continued_from=None,
         parent_id=None,
+        deadline=None,
         forked_from=source_id,
         forked_step=step,
     )

@@ -34,6 +34,7 @@ from .errors import (
     InvalidInput,
     NonDeterminismError,
     WorkflowCancelled,
+    WorkflowTimedOut,
 )
 from .failures import raise_as
 from .history import (
@@ -90,6 +91,7 @@ class EventHandlers(GeneratorDriver):
                 instance_id=self.instance_id,
             )
         self.started = True
+        self.deadline = event.deadline
         self.instance_id = self.instance_id or event.instance_id
         self.context = WorkflowContext(
             instance_id=self.instance_id,
@@ -112,10 +114,17 @@ class EventHandlers(GeneratorDriver):
         self._advance()
 
     def _on_cancel_requested(self, event: CancelRequested) -> None:
+        if event.timed_out:
+            self.timed_out = True
         if self.status != "running" or self._compensating or self._gen is None:
             return
         self._abandon_all()
-        self._advance(None, WorkflowCancelled(reason=event.reason))
+        error: WorkflowCancelled
+        if event.timed_out:
+            error = WorkflowTimedOut(reason=event.reason or "its deadline passed")
+        else:
+            error = WorkflowCancelled(reason=event.reason)
+        self._advance(None, error)
 
     def _check(self, event: StepEvent) -> Pending | None:
         """The pending command ``event`` resolves; None for an abandoned one; raise on mismatch."""

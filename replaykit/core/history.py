@@ -71,12 +71,16 @@ class WorkflowStarted(Event, frozen=True, kw_only=True, omit_defaults=True):
     #: a fork's first event: the instance whose history it copied, and the step it re-runs from
     forked_from: str | None = None
     forked_step: int | None = None
+    #: POSIX time by which the instance must end (``timeout=``), kept across ``Recur``
+    deadline: float | None = None
 
 
 class CancelRequested(Event, frozen=True, kw_only=True, omit_defaults=True):
-    """Someone asked to cancel the instance; thrown into the workflow at its current yield."""
+    """Someone asked to cancel the instance; thrown into the workflow at its current yield.
+    ``timed_out``: the instance's deadline passed (the workflow gets ``WorkflowTimedOut``)."""
 
     reason: str = ""
+    timed_out: bool = False
 
 
 class StepEvent(Event, frozen=True, kw_only=True, omit_defaults=True):

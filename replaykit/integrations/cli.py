@@ -391,6 +391,7 @@ def show(
             f"[bold]{record.instance_id}[/]  {record.workflow}  {_status_markup(record.status)}"
             f"  run {run or record.run} of {record.run}  version {record.version or '-'}"
             f"  created {when(record.created_at)}"
+            + ("" if record.deadline is None else f"  deadline {when(record.deadline)}")
         )
         if record.forked_from is not None:
             console.print(f"forked from {record.forked_from} at step {record.forked_step}")

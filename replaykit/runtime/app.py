@@ -18,8 +18,9 @@ from typing import Any, Generic, Literal, TypeVar
 import msgspec
 
 from ..core.codec import to_builtins
+from ..core.commands import check_timeout
 from ..core.definitions import Activity, Registry, Workflow, default_registry
-from ..core.effects import Values
+from ..core.effects import Values, deadline_timer
 from ..core.errors import (
     InvalidInput,
     ReplayKitError,
@@ -32,6 +33,7 @@ from ..core.history import ErrorInfo, HistoryEvent, WorkflowStarted, decode_even
 from ..core.queues import QueueSpec, QueueStats, queue_spec
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
 from .clock import SYSTEM_VALUES, Clock, SystemClock
+from .executor import timer_spec
 from .hooks import HookDispatcher, LoggingHooks
 from .intake import StartOn, intake_factory
 from .outbox import Deliver, OutboxRelay
@@ -324,16 +326,25 @@ class App(ScheduleClient):
     # ------------------------------------------------------------------ starting
 
     def _started(
-        self, workflow: Workflow[Any, R] | str, input: Any, instance_id: str | None
+        self,
+        workflow: Workflow[Any, R] | str,
+        input: Any,
+        instance_id: str | None,
+        timeout: float | None = None,
     ) -> tuple[Workflow[Any, R], str, WorkflowStarted]:
-        """The workflow, the instance id and the WorkflowStarted event of a new instance."""
+        """The workflow, the instance id and the WorkflowStarted event of a new instance (its
+        ``deadline`` set ``timeout`` seconds from now)."""
         wf = self._workflow(workflow)
         raw = wf.encode_input(input) if wf.takes_input else None
+        seconds = None if timeout is None else check_timeout(timeout, "timeout")
         instance_id = instance_id or uuid.uuid4().hex
         if not instance_id or len(instance_id) > 200:
             raise InvalidInput("instance_id must be a non-empty string of at most 200 characters")
         now = self.clock.time()
-        started = WorkflowStarted(workflow=wf.name, instance_id=instance_id, input=raw, at=now)
+        deadline = None if seconds is None else now + seconds
+        started = WorkflowStarted(
+            workflow=wf.name, instance_id=instance_id, input=raw, deadline=deadline, at=now
+        )
         return wf, instance_id, started
 
     def start_workflow(
@@ -345,13 +356,22 @@ class App(ScheduleClient):
         queue: str | QueueSpec | None = None,
         priority: int = 0,
         dedup_key: str | None = None,
+        timeout: float | None = None,
     ) -> WorkflowHandle[R]:
         """Start an instance; with a caller-chosen ``instance_id`` starting twice is idempotent.
 
         With ``queue``, the same as :meth:`enqueue` (``priority`` and ``dedup_key`` are for
         queues only). Raises UnknownWorkflow for an unregistered name and InvalidInput when
         ``input`` does not encode to the workflow's input type (nothing is stored then).
+
+        With ``timeout`` (seconds), the instance must end by then: when its deadline passes it
+        is cancelled with :class:`~replaykit.WorkflowTimedOut` wherever it is (its
+        compensations run), and ``result()`` raises that error. The deadline is a durable timer
+        stored with the instance, so it holds across restarts (not with ``queue`` yet:
+        InvalidInput). A ``timeout`` that is not a positive number is InvalidInput.
         """
+        if queue is not None and timeout is not None:
+            raise InvalidInput("timeout does not apply to queued starts (queue=) yet")
         if queue is not None:
             return self.enqueue(
                 queue,
@@ -363,8 +383,9 @@ class App(ScheduleClient):
             )
         if priority != 0 or dedup_key is not None:
             raise InvalidInput("priority and dedup_key apply to queues: pass queue= as well")
-        wf, instance_id, started = self._started(workflow, input, instance_id)
-        now = started.at
+        wf, instance_id, started = self._started(workflow, input, instance_id, timeout)
+        now, deadline = started.at, started.deadline
+        timer = None if deadline is None else timer_spec(deadline_timer(deadline))
         worker = self.worker
         leased = worker is not None and worker.try_reserve(instance_id)
         record = InstanceRecord(
@@ -379,9 +400,10 @@ class App(ScheduleClient):
             updated_at=now,
             history_len=1,
             version=wf.version,
+            deadline=deadline,
         )
         try:
-            stored, created = self.storage.create_instance(record, encode_event(started))
+            stored, created = self.storage.create_instance(record, encode_event(started), timer)
         except BaseException:
             if leased and worker is not None:
                 worker.unreserve(instance_id)
@@ -405,8 +427,9 @@ class App(ScheduleClient):
     def result(self, instance_id: str, *, timeout: float | None = None) -> Any:
         """Wait until the instance ends; return its result or raise its failure.
 
-        Raises WorkflowFailed (with the error's type name and message), WorkflowCancelled, or
-        TimeoutError when ``timeout`` seconds pass first.
+        Raises WorkflowFailed (with the error's type name and message), WorkflowCancelled,
+        WorkflowTimedOut (its deadline passed), or TimeoutError when ``timeout`` seconds pass
+        first.
         """
         deadline = None if timeout is None else self.clock.time() + timeout
         delay = 0.002
@@ -641,6 +664,7 @@ class App(ScheduleClient):
         queue: str | QueueSpec | None = None,
         priority: int = 0,
         dedup_key: str | None = None,
+        timeout: float | None = None,
     ) -> WorkflowHandle[R]:
         return await asyncio.to_thread(
             self.start_workflow,
@@ -650,6 +674,7 @@ class App(ScheduleClient):
             queue=queue,
             priority=priority,
             dedup_key=dedup_key,
+            timeout=timeout,
         )
 
     async def enqueue_async(

@@ -125,6 +125,7 @@ class InstanceExecutor:
         self.activities: deque[ScheduledCommand] = deque()  # planned RunActivity, in order
         self.lost = False
         self._after_replay = False  # nothing fed since the stored history was replayed
+        self._held = False  # commit as waiting although activities are queued (deadline)
 
     # ------------------------------------------------------------------ entry point
 
@@ -142,8 +143,30 @@ class InstanceExecutor:
             if self.host.stopping or self.lost:
                 self.host.release(self.instance_id)
                 return
+            if self._past_deadline():
+                if self._hold_for_deadline(activity):
+                    return
+                continue
             if self._run_activity(activity):
                 return
+
+    def _past_deadline(self) -> bool:
+        """Whether the instance's deadline has passed and the workflow was not told yet."""
+        interp = self.interp
+        deadline = interp.deadline
+        return deadline is not None and not interp.timed_out and self._now() >= deadline
+
+    def _hold_for_deadline(self, activity: ScheduledCommand) -> bool:
+        """The deadline passed: run no more activities; commit as waiting, so that the deadline
+        timer's cancellation (in the inbox, or on its way) is what the instance takes next.
+        True when this executor is done with the instance."""
+        self.activities.appendleft(activity)
+        self._held = True
+        try:
+            result = self._commit_now()
+        finally:
+            self._held = False
+        return self._after_commit(result)
 
     def _resume(self) -> None:
         host = self.host
@@ -235,11 +258,8 @@ class InstanceExecutor:
         match effect:
             case RunActivity(scheduled=scheduled):
                 self.activities.append(scheduled)
-            case SetTimer(step=step, fire_at=at, event=event, is_timeout=is_timeout):
-                encoded = encode_event(event)
-                batch.timers.append(
-                    TimerSpec(step=step, fire_at=at, event=encoded, is_timeout=is_timeout)
-                )
+            case SetTimer(step=step, fire_at=at, event=event):
+                batch.timers.append(timer_spec(effect))
                 if isinstance(event, RetryTimerFired):
                     self.host.hooks.emit(
                         "activity_retried",
@@ -279,6 +299,7 @@ class InstanceExecutor:
                         started_event=encode_event(effect.started),
                         parent_step=effect.parent_step,
                         version=None if child is None else child.version,
+                        deadline=None if effect.deadline is None else timer_spec(effect.deadline),
                     )
                 )
             case Finish(next_run=WorkflowStarted() as next_run):
@@ -405,10 +426,11 @@ class InstanceExecutor:
                 now,
                 parent_id=record.parent_id,
                 parent_step=record.parent_step,
+                deadline=self.interp.deadline,
             )
             self._do(finish, now)
         else:
-            commit.status = "running" if self.activities else "waiting"
+            commit.status = "running" if self.activities and not self._held else "waiting"
         return commit
 
     def _commit_now(self, outbox: Any = ()) -> CommitResult:
@@ -449,6 +471,14 @@ class InstanceExecutor:
         if result.inbox:
             self._take_inbox(result.inbox)
         return False
+
+
+def timer_spec(timer: SetTimer) -> TimerSpec:
+    """The stored form of a :class:`~replaykit.core.effects.SetTimer`."""
+    event = encode_event(timer.event)
+    return TimerSpec(
+        step=timer.step, fire_at=timer.fire_at, event=event, is_timeout=timer.is_timeout
+    )
 
 
 def _drop_step(commit: StepCommit, step: int) -> None:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.codec import to_builtins
+from ..core.commands import check_timeout
 from ..core.definitions import Registry, Workflow, default_registry
-from ..core.effects import Send
+from ..core.effects import Send, SetTimer, deadline_timer
 from ..core.errors import InvalidInput, WorkflowNotFound
 from ..core.forking import fork_cut, forked_start, renewed_subscriptions
 from ..core.history import Event, EventData, Message, WorkflowStarted
@@ -60,18 +61,28 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
     # -- starting -------------------------------------------------------------------------------
 
     def start(
-        self, wf: Workflow[Any, Any], input: Any = None, *, instance_id: str | None = None
+        self,
+        wf: Workflow[Any, Any],
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+        timeout: float | None = None,
     ) -> TestRun:
         """Start ``wf`` with ``input`` and run it until it waits or ends (the same
-        ``instance_id`` twice gives the same run)."""
+        ``instance_id`` twice gives the same run). ``timeout``: as ``App.start_workflow``'s,
+        in virtual time."""
         raw = wf.encode_input(input) if wf.takes_input else None
+        seconds = None if timeout is None else check_timeout(timeout, "timeout")
         instance_id = instance_id or f"{wf.name}-{len(self.runs) + 1}"
         if instance_id in self.runs:
             return self.runs[instance_id]
+        now = self.clock.now
+        deadline = None if seconds is None else now + seconds
         started = WorkflowStarted(
-            workflow=wf.name, instance_id=instance_id, input=raw, at=self.clock.now
+            workflow=wf.name, instance_id=instance_id, input=raw, deadline=deadline, at=now
         )
-        run = self._create(wf, started)
+        timer = None if deadline is None else deadline_timer(deadline)
+        run = self._create(wf, started, deadline=timer)
         self.run_until_idle()
         return run
 
@@ -123,11 +134,14 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         """Every declared queue: its limits, how many instances wait in it, how many run."""
         return self.store.queues.stats(self.store.status)
 
-    def _create(self, wf: Workflow[Any, Any], started: WorkflowStarted) -> TestRun:
-        """A new pending instance (its id unused) whose inbox holds ``started``."""
+    def _create(
+        self, wf: Workflow[Any, Any], started: WorkflowStarted, deadline: SetTimer | None = None
+    ) -> TestRun:
+        """A new pending instance (its id unused) whose inbox holds ``started``, with its
+        ``deadline`` timer."""
         run = TestRun(self, wf, started.instance_id)
         self.runs[started.instance_id] = run
-        self.store.create(started.instance_id, started)
+        self.store.create(started.instance_id, started, deadline=deadline)
         return run
 
     def run(self, wf: Workflow[Any, Any], input: Any = None, **kwargs: Any) -> Any:
@@ -183,9 +197,12 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         """Give ``run`` the stored ``history``, replay it, plan what it left outstanding (each
         command at the time it was issued, else now) and run on."""
         self.runs[run.instance_id] = run
-        self.store.create(run.instance_id, None)
         run.history = list(history)
         run.decision = run.interpreter.feed(history, replaying=True)
+        due = None if run.interpreter.timed_out else run.interpreter.deadline  # still to come
+        self.store.create(
+            run.instance_id, None, deadline=None if due is None else deadline_timer(due)
+        )
         self.clock.now = max(self.clock.now, history[-1].at)
         for renewed in renewed_subscriptions(history[0], run.interpreter.subscriptions):
             self._do(run, renewed)

@@ -30,7 +30,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.effects import CreateChild, Finish, RegisterWait, Send, SetTimer, Subscription
+from ..core.effects import (
+    DEADLINE_STEP,
+    CreateChild,
+    Finish,
+    RegisterWait,
+    Send,
+    SetTimer,
+    Subscription,
+)
 from ..core.errors import WorkflowNotFound
 from ..core.event_match import data_matches
 from ..core.history import (
@@ -122,11 +130,14 @@ class MemoryStore:
         *,
         parent: str | None = None,
         parent_step: int | None = None,
+        deadline: SetTimer | None = None,
     ) -> bool:
         """A new pending instance whose inbox holds ``started`` (None: a running instance whose
-        history the caller already has); False if the id exists."""
+        history the caller already has), with its ``deadline`` timer; False if the id exists."""
         if instance_id in self.instances:
             return False
+        if deadline is not None:
+            self._add_timer(instance_id, deadline)
         floor = self.events[-1][0] if self.events else 0
         if started is None:
             self.instances[instance_id] = _Instance("running", floor, parent, parent_step)
@@ -233,7 +244,11 @@ class MemoryStore:
             self._subscribe(instance, sub)
         for child in step.children:
             self.create(
-                child.child_id, child.started, parent=instance_id, parent_step=child.parent_step
+                child.child_id,
+                child.started,
+                parent=instance_id,
+                parent_step=child.parent_step,
+                deadline=child.deadline,
             )
         for send in step.sends:
             self.publish(send, sender=instance_id, now=now)
@@ -249,7 +264,7 @@ class MemoryStore:
 
     def _finish(self, instance_id: str, finish: Finish, now: float) -> None:
         instance = self.instances[instance_id]
-        self._drop_timers(instance_id)
+        self._drop_timers(instance_id, keep_deadline=finish.next_run is not None)
         instance.waits.clear()
         if finish.next_run is not None:  # Recur: the next run starts; only cancel requests stay
             kept = [e for e in instance.inbox if isinstance(e, CancelRequested)]
@@ -292,9 +307,12 @@ class MemoryStore:
         self._timers[key] = (self._seq, timer)
         heapq.heappush(self._heap, (timer.fire_at, self._seq, instance_id, timer.step))
 
-    def _drop_timers(self, instance_id: str) -> None:
+    def _drop_timers(self, instance_id: str, *, keep_deadline: bool = False) -> None:
+        """Drop the instance's timers (but its deadline timer with ``keep_deadline``: a
+        ``Recur`` keeps the deadline of the instance)."""
         for key in [k for k in self._timers if k[0] == instance_id]:
-            del self._timers[key]
+            if not (keep_deadline and key[1] == DEADLINE_STEP):
+                del self._timers[key]
 
     def next_timer_at(self) -> float | None:
         """When the earliest timer is due, or a queue's rate limit lets it admit again (None:

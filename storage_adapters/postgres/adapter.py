@@ -37,6 +37,7 @@ from replaykit.storage import (
     InstanceRecord,
     StepCommit,
     StoredEvent,
+    TimerSpec,
 )
 
 from .. import sql_queues
@@ -150,10 +151,10 @@ class PostgresStorage(SqlStorage):
         return self._run(lambda tx: work(tx.conn), write=False)
 
     def create_instance(
-        self, record: InstanceRecord, started_event: bytes
+        self, record: InstanceRecord, started_event: bytes, deadline: TimerSpec | None = None
     ) -> tuple[InstanceRecord, bool]:
-        if record.status == "pending":  # needs a NOTIFY: the general path sends it
-            return super().create_instance(record, started_event)
+        if record.status == "pending" or deadline is not None:  # the general path: a NOTIFY,
+            return super().create_instance(record, started_event, deadline)  # a timer
         created = self._statement(lambda conn: fastpath.create(conn, record, started_event))
         if created:
             self.commits += 1

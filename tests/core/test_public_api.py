@@ -60,6 +60,7 @@ PUBLIC = [
     "WorkflowFailed",
     "WorkflowHandle",
     "WorkflowNotFound",
+    "WorkflowTimedOut",
     "activity",
     "register_error",
     "workflow",

@@ -1,4 +1,4 @@
-"""Children in the in-memory environment: default ids across ``Recur``, deadlines and
+"""Children and deadlines in the in-memory environment: default ids across ``Recur``, deadlines,
 parent-close policies (the same rules as tests/runtime/test_children.py on the databases)."""
 
 from __future__ import annotations
@@ -6,14 +6,45 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from replaykit import Command, Recur, Sleep, workflow
+import pytest
+
+from replaykit import (
+    ChildWorkflowError,
+    Command,
+    InvalidInput,
+    Recur,
+    Sleep,
+    StartChild,
+    WaitEvent,
+    WorkflowCancelled,
+    WorkflowTimedOut,
+    activity,
+    workflow,
+)
+from replaykit.core.history import CancelRequested
 from replaykit.testing import WorkflowEnvironment
 
 DAY = 86400.0
+UNDONE: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    UNDONE.clear()
+
+
+def tc_release(ctx: Any, what: str) -> None:
+    UNDONE.append(what)
+
+
+@activity(name="tc_reserve", compensate=tc_release)
+def tc_reserve(ctx: Any, what: str) -> str:
+    return what
 
 
 @workflow(name="tc_double")
 def tc_double(ctx: Any, n: int) -> Generator[Command, Any, int]:
+    yield tc_reserve(f"child-{n}")
     yield Sleep(DAY)
     return n * 2
 
@@ -31,3 +62,120 @@ def test_a_recurring_parent_gets_fresh_default_child_ids_in_every_run() -> None:
     assert env.run(tc_recurring_parent, 0, instance_id="rp") == 2 + 4 + 6
     assert sorted(env.runs) == ["rp", "rp/1", "rp@2/1", "rp@3/1"]
     assert env.runs["rp@2/1"].result() == 4
+
+
+# -- deadlines ----------------------------------------------------------------------------------
+
+
+@workflow(name="tc_sleeper")
+def tc_sleeper(ctx: Any) -> Generator[Command, Any, str]:
+    yield tc_reserve("room")
+    yield Sleep(DAY)
+    return "woke"
+
+
+@workflow(name="tc_waiter")
+def tc_waiter(ctx: Any) -> Generator[Command, Any, str]:
+    yield tc_reserve("seat")
+    yield WaitEvent("paid")
+    return "paid"
+
+
+@pytest.mark.parametrize("wf", [tc_sleeper, tc_waiter], ids=["sleeping", "waiting"])
+def test_the_deadline_cancels_with_workflow_timed_out_and_compensates(wf: Any) -> None:
+    env = WorkflowEnvironment()
+    start = env.clock.now
+    run = env.start(wf, instance_id="d", timeout=3600)
+    with pytest.raises(WorkflowTimedOut) as info:
+        run.result()
+    assert isinstance(info.value, WorkflowCancelled) and isinstance(info.value, TimeoutError)
+    assert run.status == "cancelled"
+    assert run.decision.error is not None
+    assert run.decision.error.type == "replaykit.core.errors.WorkflowTimedOut"
+    expected = "room" if wf is tc_sleeper else "seat"
+    assert [expected] == UNDONE
+    cancel = next(e for e in run.history if isinstance(e, CancelRequested))
+    assert cancel.timed_out and cancel.at == start + 3600
+    assert env.store.registered_steps("d") == []  # no timer left behind
+
+
+def test_an_instance_that_ends_in_time_is_not_touched_by_its_deadline() -> None:
+    env = WorkflowEnvironment()
+    run = env.start(tc_sleeper, instance_id="d", timeout=2 * DAY)
+    assert run.result() == "woke"
+    env.advance(3 * DAY)
+    assert run.status == "completed" and UNDONE == []
+    assert env.store.next_timer_at() is None
+
+
+@workflow(name="tc_cleans_up")
+def tc_cleans_up(ctx: Any) -> Generator[Command, Any, str]:
+    try:
+        yield Sleep(DAY)
+    except WorkflowTimedOut as exc:
+        yield tc_reserve("cleanup")
+        return f"gave up: {exc.reason}"
+    return "slept"
+
+
+def test_a_workflow_may_catch_its_timeout_and_end_as_it_likes() -> None:
+    env = WorkflowEnvironment()
+    result = env.run(tc_cleans_up, timeout=60)
+    assert result.startswith("gave up: its deadline (2026-01-01T00:01:00.000+00:00) passed")
+
+
+@workflow(name="tc_recurring_sleeper")
+def tc_recurring_sleeper(ctx: Any, n: int) -> Generator[Command, Any, int]:
+    yield tc_reserve(f"run-{n}")
+    yield Sleep(3600)
+    yield Recur(n + 1)
+    return n
+
+
+def test_the_deadline_holds_across_recur() -> None:
+    env = WorkflowEnvironment()
+    run = env.start(tc_recurring_sleeper, 1, instance_id="r", timeout=2.5 * 3600)
+    with pytest.raises(WorkflowTimedOut):
+        run.result()
+    assert run.run_number == 3 and UNDONE == ["run-3"]
+
+
+@workflow(name="tc_impatient_parent")
+def tc_impatient_parent(ctx: Any) -> Generator[Command, Any, str]:
+    try:
+        yield tc_double.child(5, timeout=3600)
+    except WorkflowTimedOut as exc:
+        assert isinstance(exc, ChildWorkflowError)
+        return f"child timed out: {exc.type_name}"
+    return "child done"
+
+
+def test_a_child_with_a_timeout_is_cancelled_at_its_deadline() -> None:
+    env = WorkflowEnvironment()
+    start = env.clock.now
+    result = env.run(tc_impatient_parent, instance_id="ip")
+    assert result == "child timed out: replaykit.core.errors.WorkflowTimedOut"
+    child = env.runs["ip/1"]
+    assert child.status == "cancelled" and UNDONE == ["child-5"]
+    assert env.clock.now == start + 3600
+
+
+def test_resume_keeps_the_original_deadline() -> None:
+    env = WorkflowEnvironment()
+    run = env.start(tc_sleeper, instance_id="d", timeout=3600)
+    env.advance(60)
+    fresh = WorkflowEnvironment(start_time=env.clock.now)
+    resumed = fresh.resume(tc_sleeper, run.history)
+    with pytest.raises(WorkflowTimedOut):
+        resumed.result()
+    assert fresh.clock.now == run.history[0].at + 3600
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "60", True])
+def test_a_timeout_must_be_a_positive_number_of_seconds(timeout: Any) -> None:
+    env = WorkflowEnvironment()
+    with pytest.raises(InvalidInput, match="timeout"):
+        env.start(tc_sleeper, timeout=timeout)
+    with pytest.raises(InvalidInput, match="StartChild timeout"):
+        StartChild(workflow="tc_double", input=1, timeout=timeout)
+    assert env.runs == {}

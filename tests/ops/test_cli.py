@@ -82,6 +82,22 @@ def test_show_reads_archived_runs_of_a_recurring_workflow(
     assert first["history"][-1]["e"] == "TimerFired"  # type: ignore[index]
 
 
+def test_show_gives_the_deadline_and_the_timeout_of_an_instance_that_timed_out(
+    populated: tuple[App, dict[str, str]], database_url: str
+) -> None:
+    app, _ = populated
+    app.start_workflow(
+        "ops_order", {"sku": "vase", "amount": 3.0, "wait": True}, instance_id="late", timeout=0.3
+    )
+    wait_for_status(app, "late", "cancelled")
+    code, out = invoke(database_url, "show", "late")
+    assert code == 0 and " deadline " in out
+    assert "WorkflowTimedOut" in out and "CompensationCompleted" in out
+    shown = as_json(database_url, "show", "late")
+    instance = shown["instance"]  # type: ignore[index]
+    assert instance["deadline"] == pytest.approx(instance["created_at"] + 0.3)
+
+
 def test_missing_instance_exits_3(populated: tuple[App, dict[str, str]], database_url: str) -> None:
     code, out = invoke(database_url, "show", "no-such-instance")
     assert code == 3 and "no-such-instance" in out

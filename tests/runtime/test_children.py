@@ -1,12 +1,59 @@
-"""Children on each adapter: default ids across ``Recur``, deadlines, parent-close policies."""
+"""Children and deadlines on each adapter: default ids across ``Recur``, deadlines, parent-close
+policies (the same rules as tests/core/test_testing_children.py in memory)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from replaykit import Command, Recur, Sleep, workflow
+import pytest
+
+from replaykit import (
+    ChildWorkflowError,
+    Command,
+    InvalidInput,
+    Recur,
+    Sleep,
+    WaitEvent,
+    WorkflowCancelled,
+    WorkflowTimedOut,
+    activity,
+    workflow,
+)
+from replaykit.core.history import CancelRequested
 from replaykit.runtime.app import App
+
+UNDONE: list[str] = []
+DONE: list[str] = []
+LOCK = threading.Lock()
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    UNDONE.clear()
+    DONE.clear()
+
+
+def ch_release(ctx: Any, what: str) -> None:
+    with LOCK:
+        UNDONE.append(what)
+
+
+@activity(name="ch_reserve", compensate=ch_release)
+def ch_reserve(ctx: Any, what: str) -> str:
+    with LOCK:
+        DONE.append(what)
+    return what
+
+
+@activity(name="ch_slow_step")
+def ch_slow_step(ctx: Any, n: int) -> int:
+    time.sleep(0.1)
+    with LOCK:
+        DONE.append(f"step-{n}")
+    return n
 
 
 @workflow(name="ch_double")
@@ -32,3 +79,122 @@ def test_a_recurring_parent_gets_fresh_default_child_ids_in_every_run(
         assert app.status("rp/1").output == 2  # run 1 keeps the ids of existing histories
         assert app.status("rp@2/1").output == 4
         assert app.status("rp@3/1").parent_id == "rp"
+
+
+# -- deadlines ----------------------------------------------------------------------------------
+
+
+@workflow(name="ch_sleeper")
+def ch_sleeper(ctx: Any) -> Generator[Command, Any, str]:
+    yield ch_reserve("room")
+    yield Sleep(3600)
+    return "woke"
+
+
+@workflow(name="ch_waiter")
+def ch_waiter(ctx: Any) -> Generator[Command, Any, str]:
+    yield ch_reserve("seat")
+    yield WaitEvent("paid")
+    return "paid"
+
+
+@workflow(name="ch_busy")
+def ch_busy(ctx: Any) -> Generator[Command, Any, str]:
+    yield ch_reserve("desk")
+    for n in range(50):
+        yield ch_slow_step(n)
+    return "all done"
+
+
+def _timed_out(app: App, instance_id: str, timeout: float = 20.0) -> WorkflowTimedOut:
+    with pytest.raises(WorkflowTimedOut) as info:
+        app.result(instance_id, timeout=timeout)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("wf", "what"),
+    [(ch_sleeper, "room"), (ch_waiter, "seat"), (ch_busy, "desk")],
+    ids=["sleeping", "waiting", "running activities"],
+)
+def test_the_deadline_cancels_with_workflow_timed_out_and_compensates(
+    make_app: Callable[..., App], wf: Any, what: str
+) -> None:
+    with make_app() as app:
+        started = time.time()
+        handle = app.start_workflow(wf, instance_id="d", timeout=0.5)
+        error = _timed_out(app, "d")
+        assert isinstance(error, WorkflowCancelled) and isinstance(error, TimeoutError)
+        assert time.time() - started < 10
+        record = app.status("d")
+        assert record.status == "cancelled"
+        assert record.error["type"] == "replaykit.core.errors.WorkflowTimedOut"
+        assert record.deadline == pytest.approx(record.created_at + 0.5)
+        assert what in UNDONE and len(UNDONE) == 1
+        cancel = [e for e in app.history("d") if isinstance(e, CancelRequested)]
+        assert len(cancel) == 1 and cancel[0].timed_out
+        with pytest.raises(WorkflowTimedOut):
+            handle.result(timeout=5)
+    if wf is ch_busy:
+        assert 1 <= len([d for d in DONE if d.startswith("step-")]) < 50
+
+
+def test_an_instance_that_ends_in_time_keeps_its_result(make_app: Callable[..., App]) -> None:
+    with make_app() as app:
+        handle = app.start_workflow(ch_waiter, instance_id="ok", timeout=30)
+        assert app.status("ok").deadline is not None
+        handle.send_event("paid")
+        assert handle.result(timeout=20) == "paid"
+        assert app.storage.registered_steps("ok") == []  # its deadline timer went with it
+    assert UNDONE == []
+
+
+def test_a_deadline_that_passes_while_no_worker_runs_is_kept(
+    make_app: Callable[..., App],
+) -> None:
+    client = make_app(workers=False)
+    client.start_workflow(ch_waiter, instance_id="later", timeout=0.3)
+    time.sleep(0.5)
+    with make_app() as app:
+        _timed_out(app, "later")
+    assert DONE == UNDONE == []  # cancelled at its first yield: nothing ran, nothing to undo
+
+
+@workflow(name="ch_slow_child")
+def ch_slow_child(ctx: Any, n: int) -> Generator[Command, Any, int]:
+    yield ch_reserve(f"child-{n}")
+    yield Sleep(3600)
+    return n
+
+
+@workflow(name="ch_impatient_parent")
+def ch_impatient_parent(ctx: Any) -> Generator[Command, Any, str]:
+    try:
+        yield ch_slow_child.child(5, timeout=0.3)
+    except WorkflowTimedOut as exc:
+        assert isinstance(exc, ChildWorkflowError)
+        return f"child timed out: {exc.type_name}"
+    return "child done"
+
+
+def test_a_child_with_a_timeout_is_cancelled_at_its_deadline(
+    make_app: Callable[..., App],
+) -> None:
+    with make_app(workflows=[ch_impatient_parent, ch_slow_child]) as app:
+        handle = app.start_workflow(ch_impatient_parent, instance_id="ip")
+        assert handle.result(timeout=20) == (
+            "child timed out: replaykit.core.errors.WorkflowTimedOut"
+        )
+        child = app.status("ip/1")
+        assert child.status == "cancelled" and child.deadline is not None
+    assert UNDONE == ["child-5"]
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "1"])
+def test_a_bad_timeout_is_refused_and_stores_nothing(
+    make_app: Callable[..., App], timeout: Any
+) -> None:
+    app = make_app(workers=False)
+    with pytest.raises(InvalidInput, match="timeout"):
+        app.start_workflow(ch_waiter, instance_id="bad", timeout=timeout)
+    assert app.get_instance("bad") is None
