@@ -181,6 +181,14 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
     deadline: TimerSpec | None = None  # the child's deadline timer, stored with it
 
 
+class CancelSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Cancel ``instance_id``, a child of the committing instance, unless it has ended: put
+    ``event`` (JSON of a CancelRequested) into its inbox and wake it."""
+
+    instance_id: str
+    event: bytes
+
+
 class OutboxSpec(msgspec.Struct, frozen=True, kw_only=True):
     """An outbox message: a CloudEvent (attributes + data) for the relay to deliver."""
 
@@ -225,7 +233,8 @@ class StepCommit(msgspec.Struct, kw_only=True):
        history at positions ``history_len``, ``history_len + 1``, ...;
     3. deletes timers and waits of ``cancel_steps``; inserts ``timers`` (ignoring one that already
        exists for the same step); applies ``subscriptions``; inserts ``children`` (ignoring existing
-       ids) as ``pending``; stores and delivers ``publishes``; inserts ``outbox`` rows;
+       ids) as ``pending``; cancels ``cancel_children`` (only children of this instance that have
+       not ended); stores and delivers ``publishes``; inserts ``outbox`` rows;
     4. registers ``waits`` (ignoring one that already exists for the same step): for each, if a
        matching event/message is already available (see ``send_event``/``publish``), consumes it
        and puts the EventReceived/MessageReceived into the instance's *inbox* (durable: a crash
@@ -263,6 +272,7 @@ class StepCommit(msgspec.Struct, kw_only=True):
     publishes: list[PublishSpec] = []
     subscriptions: list[SubscriptionSpec] = []
     children: list[ChildSpec] = []
+    cancel_children: list[CancelSpec] = []
     outbox: list[OutboxSpec] = []
     parent_event: bytes | None = None
     recur: bool = False

@@ -14,6 +14,7 @@ from replaykit.core.history import (
 )
 from replaykit.storage import (
     TERMINAL_STATUSES,
+    CancelSpec,
     ChildSpec,
     CommitResult,
     InstanceRecord,
@@ -201,6 +202,8 @@ def _apply_effects(tx: SqlTx, c: StepCommit) -> None:
         apply_subscription(tx, c.instance_id, sub, c.now)
     for child in c.children:
         _insert_child(tx, c, child)
+    for cancel in c.cancel_children:
+        _cancel_child(tx, c, cancel)
     for message in c.publishes:
         publish(tx, message, now=c.now)
     for spec in c.outbox:
@@ -231,6 +234,18 @@ def _insert_child(tx: SqlTx, c: StepCommit, child: ChildSpec) -> None:
     )
     if insert_instance(tx, record, child.started_event) and child.deadline is not None:
         insert_timer(tx, child.instance_id, child.deadline)
+
+
+def _cancel_child(tx: SqlTx, c: StepCommit, cancel: CancelSpec) -> None:
+    """Cancel a child of the committing instance unless it has ended (parent-close policy)."""
+    child = tx.one(
+        "SELECT status, parent_id FROM rk_instances WHERE instance_id = ?{FOR_UPDATE}",
+        cancel.instance_id,
+    )
+    if child is None or child["parent_id"] != c.instance_id:
+        return  # an instance id the child command named that belongs to someone else
+    if child["status"] not in TERMINAL_STATUSES:
+        deliver_to_inbox(tx, cancel.instance_id, cancel.event, c.now)
 
 
 def _set_status(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> CommitResult:

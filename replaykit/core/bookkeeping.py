@@ -21,10 +21,11 @@ from .commands import (
     RetryTimer,
     Sleep,
     SleepUntil,
+    StartChild,
     WaitEvent,
 )
 from .context import WorkflowContext
-from .decisions import Decision, ScheduledCommand, Status
+from .decisions import ChildCancel, Decision, ScheduledCommand, Status
 from .definitions import Registry, Workflow, default_registry
 from .errors import InvalidInput, NonDeterminismError
 from .failures import ErrorResolver
@@ -105,6 +106,11 @@ class Bookkeeping:
         self._final_status: Status = "failed"
         self._out: dict[int, Pending] = {}  # issued since the last decision (built lazily)
         self._cancelled: list[int] = []
+        #: children started in this run whose end it has not seen, by step (parent-close policy)
+        self._children: dict[int, StartChild[Any]] = {}
+        self._cancel_children: list[ChildCancel] = []
+        #: how the run ends once its children with ``parent_close="wait"`` have ended
+        self._closing: Status | None = None
         self._broken: NonDeterminismError | None = None
         self.events_applied = 0
 
@@ -112,6 +118,7 @@ class Bookkeeping:
         decision = Decision(
             commands=tuple(self._scheduled_for(p) for p in self._out.values()),
             cancelled=tuple(self._cancelled),
+            cancel_children=tuple(self._cancel_children),
             status=self.status,
             result=self.result,
             error=self.error,
@@ -119,6 +126,7 @@ class Bookkeeping:
         )
         self._out = {}
         self._cancelled = []
+        self._cancel_children = []
         return decision
 
     def _scheduled_for(self, p: Pending) -> ScheduledCommand:
@@ -138,6 +146,8 @@ class Bookkeeping:
                 fp = command.args_fingerprint()
             except InvalidInput as exc:
                 return exc
+        elif type(command) is StartChild:
+            self._children[step] = command
         p = Pending(step, command, group, location, fp)
         self._pending[step] = p
         self._out[step] = p
@@ -162,11 +172,40 @@ class Bookkeeping:
             p = self._pending.get(s)
             if p is not None:
                 self._abandon(p, cancel=cancel)
+                if cancel:
+                    self._close_child(s, "no longer waits for it (it lost an Any)")
+
+    def _close_child(self, step: int, why: str) -> None:
+        """Apply the parent-close policy of the child started at ``step`` (if it may still
+        run): cancel it, forget it (abandon), or keep waiting for its end (wait)."""
+        command = self._children.get(step)
+        if command is None or command.parent_close == "wait":
+            return
+        del self._children[step]
+        if command.parent_close == "cancel":
+            self._cancel_child(step, command, why)
+
+    def _cancel_child(self, step: int, command: StartChild[Any], why: str) -> None:
+        reason = f"its parent {self.instance_id!r} {why}"
+        self._cancel_children.append(ChildCancel(step=step, command=command, reason=reason))
+
+    def _close_children(self, why: str) -> None:
+        """The run ends (``why``: how): apply every running child's parent-close policy."""
+        for step in list(self._children):
+            self._close_child(step, why)
+
+    def _end(self, status: Status) -> None:
+        """End the run with ``status``, or once the children it waits for have ended."""
+        if self._children:
+            self._closing = status
+        else:
+            self.status = status
 
     def _abandon(self, p: Pending, *, cancel: bool = True) -> None:
         del self._pending[p.step]
         self._abandoned[p.step] = p
         if self._out.pop(p.step, None) is not None:
+            self._children.pop(p.step, None)  # a child never created
             return  # never handed to the runtime: nothing to cancel
         if cancel and (p.retry_delay is not None or isinstance(p.command, _WAIT_TYPES)):
             self._cancelled.append(p.step)

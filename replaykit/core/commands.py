@@ -25,6 +25,9 @@ from .retry import RetryPolicy
 R = TypeVar("R")
 
 ChannelMode = Literal["broadcast", "competing"]
+#: what happens to a child still running when its parent's run ends (see :class:`StartChild`)
+ParentClose = Literal["cancel", "abandon", "wait"]
+PARENT_CLOSE_POLICIES: tuple[str, ...] = ("cancel", "abandon", "wait")
 _set = msgspec.structs.force_setattr
 
 
@@ -202,6 +205,12 @@ class StartChild(Command, Generic[R], frozen=True):
     ``"<parent id>@<run>/<step>"`` in the runs after a ``Recur``). With ``timeout`` (seconds),
     the child is cancelled with ``WorkflowTimedOut`` when that much time has passed since it
     started. Usually made with ``my_workflow.child(input)``.
+
+    ``parent_close`` says what happens to the child if it is still running when the parent's
+    run ends (it completes, fails, is cancelled or times out, or recurs) or stops waiting for
+    it (the child lost an ``Any`` with ``cancel_losers``): ``"cancel"`` (the default) cancels
+    it, and its compensations run; ``"abandon"`` lets it run on; ``"wait"`` keeps the parent's
+    run from ending until the child has ended (the parent's result is kept meanwhile).
     """
 
     workflow: str
@@ -210,10 +219,16 @@ class StartChild(Command, Generic[R], frozen=True):
     wait: bool = True
     result_type: Any = None
     timeout: float | None = None
+    parent_close: ParentClose = "cancel"
 
     def __post_init__(self) -> None:
         if self.timeout is not None:
             _set(self, "timeout", check_timeout(self.timeout, "StartChild timeout"))
+        if self.parent_close not in PARENT_CLOSE_POLICIES:
+            raise InvalidInput(
+                f"StartChild parent_close must be one of {', '.join(PARENT_CLOSE_POLICIES)}, "
+                f"not {self.parent_close!r}"
+            )
 
     def identity(self) -> tuple[str, str, str]:
         return ("StartChild", self.workflow, "")

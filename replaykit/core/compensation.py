@@ -8,7 +8,7 @@ from typing import Any
 
 from .bookkeeping import Bookkeeping, Pending
 from .commands import ActivityCall, Compensate
-from .errors import WorkflowCancelled
+from .errors import WorkflowCancelled, WorkflowTimedOut
 from .failures import error_info
 
 
@@ -23,6 +23,10 @@ class Compensation(Bookkeeping):
     def _fail(self, exc: BaseException) -> None:
         self._abandon_all()
         self._final_status = "cancelled" if isinstance(exc, WorkflowCancelled) else "failed"
+        if isinstance(exc, WorkflowTimedOut):
+            self._close_children("timed out")
+        else:
+            self._close_children("was cancelled" if self._final_status == "cancelled" else "failed")
         self.error = error_info(exc, retryable=False)
         self._compensating = True
         self._next_compensation()
@@ -30,7 +34,7 @@ class Compensation(Bookkeeping):
     def _next_compensation(self) -> None:
         if not self._compensations:
             self._compensating = False
-            self.status = self._final_status
+            self._end(self._final_status)
             return
         of_step, call, original = self._compensations.pop()
         act = call.definition

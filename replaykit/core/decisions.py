@@ -22,17 +22,28 @@ class ScheduledCommand(msgspec.Struct, frozen=True, kw_only=True):
     group: int | None = None
 
 
+class ChildCancel(msgspec.Struct, frozen=True, kw_only=True):
+    """A child to cancel (its parent-close policy is ``cancel``): the one ``command`` (a
+    ``StartChild``) started at ``step``, because of ``reason``."""
+
+    step: int
+    command: Command
+    reason: str
+
+
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """The interpreter's answer after a feed.
 
     ``commands`` are the commands issued during the feed that history has not resolved yet (in the
     order issued); ``cancelled`` are steps whose timers and waits the runtime may drop (losers of
-    an ``Any``, waits interrupted by cancellation). ``status`` with ``result`` (JSON builtins),
+    an ``Any``, waits interrupted by cancellation); ``cancel_children`` are children to cancel
+    (the parent's run ended, or they lost an ``Any``). ``status`` with ``result`` (JSON builtins),
     ``error`` or ``recur_input`` describes the end of the run.
     """
 
     commands: tuple[ScheduledCommand, ...] = ()
     cancelled: tuple[int, ...] = ()
+    cancel_children: tuple[ChildCancel, ...] = ()
     status: Status = "running"
     result: Any = None
     error: ErrorInfo | None = None

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, get_type_hints, overload
 
 from .codec import convert, to_builtins
-from .commands import ActivityCall, Command, StartChild
+from .commands import ActivityCall, Command, ParentClose, StartChild
 from .errors import UnknownWorkflow
 from .retry import RetryPolicy
 
@@ -155,24 +155,42 @@ class Workflow(Generic[I, R]):
         return convert(raw, self.result_type, what=f"result of workflow {self.name!r}")
 
     def child(
-        self, input: Any = None, *, instance_id: str | None = None, timeout: float | None = None
+        self,
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+        timeout: float | None = None,
+        parent_close: ParentClose = "cancel",
     ) -> StartChild[R]:
         """A command that starts this workflow as a child and waits for its result (``timeout``:
-        the child's deadline in seconds, see :class:`StartChild`)."""
+        the child's deadline in seconds; ``parent_close``: see :class:`StartChild`)."""
         return StartChild(
             workflow=self.name,
             input=input,
             instance_id=instance_id,
             result_type=self.result_type,
             timeout=timeout,
+            parent_close=parent_close,
         )
 
     def start_child(
-        self, input: Any = None, *, instance_id: str | None = None, timeout: float | None = None
+        self,
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+        timeout: float | None = None,
+        parent_close: ParentClose = "cancel",
     ) -> StartChild[R]:
-        """A command that starts this workflow as a child without waiting; yields its id."""
+        """A command that starts this workflow as a child without waiting; yields its id. By
+        default the child is cancelled when the parent's run ends (``parent_close``, see
+        :class:`StartChild`): pass ``parent_close="abandon"`` for one that outlives it."""
         return StartChild(
-            workflow=self.name, input=input, instance_id=instance_id, wait=False, timeout=timeout
+            workflow=self.name,
+            input=input,
+            instance_id=instance_id,
+            wait=False,
+            timeout=timeout,
+            parent_close=parent_close,
         )
 
     def __call__(self, *args: Any) -> Generator[Command, Any, R]:

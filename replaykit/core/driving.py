@@ -184,6 +184,7 @@ class GeneratorDriver(Compensation):
                 for s in steps:
                     self._pending.pop(s, None)
                     self._out.pop(s, None)
+                    self._children.pop(s, None)
                 del self._groups[step]
                 return None, failure
         self._blocked_on = step
@@ -195,9 +196,10 @@ class GeneratorDriver(Compensation):
         except InvalidInput as exc:
             return None, exc
         self._abandon_all()
-        self.status = "continued"
+        self._close_children("recurred")
         assert self._gen is not None
         self._gen.close()
+        self._end("continued")
         return None
 
     def _complete(self, value: Any) -> None:
@@ -207,7 +209,8 @@ class GeneratorDriver(Compensation):
             self._fail(exc)
             return
         self._abandon_all()
-        self.status = "completed"
+        self._close_children("completed")
+        self._end("completed")
 
     # ------------------------------------------------------------------ outcomes
 

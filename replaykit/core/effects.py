@@ -49,7 +49,7 @@ from .commands import (
     Uuid,
     WaitEvent,
 )
-from .decisions import ScheduledCommand
+from .decisions import ChildCancel, ScheduledCommand
 from .definitions import Registry
 from .errors import InvalidCommand, InvalidInput, UnknownWorkflow
 from .failures import error_info
@@ -137,7 +137,8 @@ class Subscription(Effect, frozen=True):
 
 class CreateChild(Effect, frozen=True):
     """Create the child instance ``child_id`` (none if the id exists) with ``started`` as its first
-    event; ``parent_step`` is the step waiting for its result (None: fire and forget).
+    event; ``parent_step`` is the step its end is told to (the parent waits for its result, or
+    for its end with ``parent_close="wait"``; None: fire and forget).
     ``deadline``: the child's deadline timer, stored with the child (see :func:`deadline_timer`)."""
 
     child_id: str
@@ -146,6 +147,14 @@ class CreateChild(Effect, frozen=True):
     input: Any = None
     parent_step: int | None = None
     deadline: SetTimer | None = None
+
+
+class CancelChild(Effect, frozen=True):
+    """Cancel ``child_id``, a child of this instance, if it still runs: ``event`` (a
+    ``CancelRequested``) goes to its inbox (its parent-close policy is ``cancel``)."""
+
+    child_id: str
+    event: CancelRequested
 
 
 class Finish(Effect, frozen=True):
@@ -267,6 +276,12 @@ class Planner:
         if planner is None:
             raise InvalidCommand(f"no runtime executes {scheduled.command!r}")
         return planner(self, scheduled, now)
+
+    def cancel_child(self, cancel: ChildCancel, now: float) -> CancelChild:
+        """The effect of a child to cancel (see ``Decision.cancel_children``)."""
+        command = cast("StartChild[Any]", cancel.command)
+        child_id = command.instance_id or self.child_id(cancel.step)
+        return CancelChild(child_id=child_id, event=CancelRequested(reason=cancel.reason, at=now))
 
     def finish(
         self,
@@ -424,7 +439,7 @@ def _start_child(p: Planner, sc: ScheduledCommand, now: float) -> Plan:
         workflow=child.name,
         input=raw_input,
         started=started,
-        parent_step=step if c.wait else None,
+        parent_step=step if c.wait or c.parent_close == "wait" else None,
         deadline=None if deadline is None else deadline_timer(deadline),
     )
     if c.wait:
@@ -455,6 +470,7 @@ _PLANS: dict[type[Command], Callable[[Planner, ScheduledCommand, float], Plan]] 
 
 __all__ = [
     "DEADLINE_STEP",
+    "CancelChild",
     "CreateChild",
     "Effect",
     "Ending",

@@ -116,6 +116,14 @@ class EventHandlers(GeneratorDriver):
     def _on_cancel_requested(self, event: CancelRequested) -> None:
         if event.timed_out:
             self.timed_out = True
+        if self._closing is not None and self.status == "running":
+            # It ended and waits for its children (parent_close="wait"): they are cancelled
+            # now, and it ends as it would have once they have ended.
+            for step, command in self._children.items():
+                self._cancel_child(
+                    step, command, "timed out" if event.timed_out else "was cancelled"
+                )
+            return
         if self.status != "running" or self._compensating or self._gen is None:
             return
         self._abandon_all()
@@ -273,7 +281,18 @@ class EventHandlers(GeneratorDriver):
         )
         self._resolve(p, False, err)
 
+    def _child_ended(self, event: ChildCompleted | ChildFailed) -> bool:
+        """Forget a child that ended; True when no command waits for it (a child the run only
+        tracks for its parent-close policy), and then end the run if it waited for that."""
+        if self._children.pop(event.step, None) is None or event.step in self._pending:
+            return False
+        if self._closing is not None and not self._children:
+            self.status, self._closing = self._closing, None
+        return True
+
     def _on_child_completed(self, event: ChildCompleted) -> None:
+        if self._child_ended(event):
+            return
         p = self._check(event)
         if p is None:
             return
@@ -286,6 +305,8 @@ class EventHandlers(GeneratorDriver):
         self._resolve(p, True, value)
 
     def _on_child_failed(self, event: ChildFailed) -> None:
+        if self._child_ended(event):
+            return
         p = self._check(event)
         if p is None:
             return

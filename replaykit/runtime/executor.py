@@ -24,6 +24,7 @@ from ..core.commands import ActivityCall, Compensate
 from ..core.decisions import Decision, ScheduledCommand
 from ..core.definitions import Registry
 from ..core.effects import (
+    CancelChild,
     CreateChild,
     Effect,
     Finish,
@@ -43,6 +44,7 @@ from ..core.history import Event, RetryTimerFired, WorkflowStarted, decode_event
 from ..core.interpreter import Interpreter
 from ..core.outcomes import activity_outcome, call_of
 from ..storage import (
+    CancelSpec,
     ChildSpec,
     CommitResult,
     InboxItem,
@@ -216,6 +218,9 @@ class InstanceExecutor:
         self._apply(self.interp.feed([event]))
 
     def _apply(self, decision: Decision) -> None:
+        for cancel in decision.cancel_children:
+            now = self._now()
+            self._do(self.planner.cancel_child(cancel, now), now)
         if decision.cancelled:
             for step in decision.cancelled:
                 _drop_step(self.batch, step)
@@ -302,6 +307,9 @@ class InstanceExecutor:
                         deadline=None if effect.deadline is None else timer_spec(effect.deadline),
                     )
                 )
+            case CancelChild(child_id=child_id, event=event):
+                spec = CancelSpec(instance_id=child_id, event=encode_event(event))
+                batch.cancel_children.append(spec)
             case Finish(next_run=WorkflowStarted() as next_run):
                 batch.recur = True
                 batch.recur_input = next_run.input
@@ -454,7 +462,7 @@ class InstanceExecutor:
         """Book-keeping after a commit; True when this executor is done with the instance."""
         batch = self.batch
         self.history_len += len(batch.events)
-        had_children = bool(batch.children) or bool(batch.publishes)
+        had_children = bool(batch.children or batch.publishes or batch.cancel_children)
         had_timers = [t.fire_at for t in batch.timers]
         self.batch = self._new_batch()
         host = self.host

@@ -23,6 +23,7 @@ from ..core.commands import ActivityCall, Compensate
 from ..core.decisions import Decision, ScheduledCommand
 from ..core.definitions import Registry
 from ..core.effects import (
+    CancelChild,
     CreateChild,
     Effect,
     Finish,
@@ -103,6 +104,8 @@ class MemoryExecutor:
 
     def _apply(self, run: TestRun, decision: Decision) -> None:
         run.decision = decision
+        for cancel in decision.cancel_children:
+            self._do(run, run.planner.cancel_child(cancel, self.clock.now))
         if decision.cancelled:
             for step in decision.cancelled:
                 run.step.drop_step(step)
@@ -148,6 +151,8 @@ class MemoryExecutor:
                 step.subscriptions.append(effect)
             case CreateChild():
                 step.children.append(effect)
+            case CancelChild():
+                step.cancels.append(effect)
             case Finish():
                 step.finish = effect
             case _:

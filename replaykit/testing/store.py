@@ -32,6 +32,7 @@ from typing import Any
 
 from ..core.effects import (
     DEADLINE_STEP,
+    CancelChild,
     CreateChild,
     Finish,
     RegisterWait,
@@ -77,6 +78,7 @@ class MemoryStep:
     timers: list[SetTimer] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
     children: list[CreateChild] = field(default_factory=list)
+    cancels: list[CancelChild] = field(default_factory=list)
     sends: list[Send] = field(default_factory=list)
     waits: list[RegisterWait] = field(default_factory=list)
     status: str = "running"  # "running" (more activities to run) or "waiting"
@@ -250,6 +252,10 @@ class MemoryStore:
                 parent_step=child.parent_step,
                 deadline=child.deadline,
             )
+        for cancel in step.cancels:
+            found = self.instances.get(cancel.child_id)
+            if found is not None and found.parent == instance_id and found.status not in TERMINAL:
+                self.deliver(cancel.child_id, cancel.event)
         for send in step.sends:
             self.publish(send, sender=instance_id, now=now)
         for wait in step.waits:

@@ -212,6 +212,7 @@ def is_simple(c: StepCommit) -> bool:
         or c.publishes
         or c.subscriptions
         or c.children
+        or c.cancel_children
         or c.outbox
         or c.recur
         or c.parent_event is not None

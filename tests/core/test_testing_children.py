@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from replaykit import (
+    AnyOf,
     ChildWorkflowError,
     Command,
     InvalidInput,
@@ -179,3 +180,101 @@ def test_a_timeout_must_be_a_positive_number_of_seconds(timeout: Any) -> None:
     with pytest.raises(InvalidInput, match="StartChild timeout"):
         StartChild(workflow="tc_double", input=1, timeout=timeout)
     assert env.runs == {}
+
+
+# -- parent-close policies ------------------------------------------------------------------------
+
+
+@workflow(name="tc_racer")
+def tc_racer(ctx: Any, policy: str) -> Generator[Command, Any, Any]:
+    index, _ = yield AnyOf([tc_double.child(1, parent_close=policy), Sleep(60)])
+    return index
+
+
+def test_a_child_that_loses_an_any_is_cancelled_and_compensates() -> None:
+    env = WorkflowEnvironment()
+    assert env.run(tc_racer, "cancel", instance_id="race") == 1
+    loser = env.runs["race/2"]
+    assert loser.status == "cancelled" and UNDONE == ["child-1"]
+    cancel = next(e for e in loser.history if isinstance(e, CancelRequested))
+    assert cancel.reason == "its parent 'race' no longer waits for it (it lost an Any)"
+
+
+def test_a_child_that_loses_an_any_runs_on_when_abandoned() -> None:
+    env = WorkflowEnvironment()
+    assert env.run(tc_racer, "abandon", instance_id="race") == 1
+    assert env.runs["race/2"].result() == 2 and UNDONE == []
+
+
+@workflow(name="tc_waiting_parent")
+def tc_waiting_parent(ctx: Any) -> Generator[Command, Any, int]:
+    yield tc_reserve("parent")
+    return (yield from tc_double.child(7))
+
+
+def test_cancelling_a_parent_cancels_its_child_and_both_compensate() -> None:
+    env = WorkflowEnvironment()
+    parent = env.start(tc_waiting_parent, instance_id="wp")
+    parent.advance(60).cancel("no longer needed")
+    assert parent.status == "cancelled"
+    child = env.runs["wp/2"]
+    assert child.status == "cancelled"
+    assert sorted(UNDONE) == ["child-7", "parent"]
+    cancel = next(e for e in child.history if isinstance(e, CancelRequested))
+    assert cancel.reason == "its parent 'wp' was cancelled"
+
+
+def test_a_parent_that_times_out_cancels_its_child() -> None:
+    env = WorkflowEnvironment()
+    parent = env.start(tc_waiting_parent, instance_id="wp", timeout=600)
+    with pytest.raises(WorkflowTimedOut):
+        parent.result()
+    assert env.runs["wp/2"].status == "cancelled"
+    assert sorted(UNDONE) == ["child-7", "parent"]
+
+
+@workflow(name="tc_fire_and_forget")
+def tc_fire_and_forget(ctx: Any, policy: str) -> Generator[Command, Any, str]:
+    child_id = yield tc_double.start_child(3, parent_close=policy)
+    return str(child_id)
+
+
+def test_a_child_started_without_waiting_is_cancelled_when_its_parent_ends() -> None:
+    env = WorkflowEnvironment()
+    assert env.run(tc_fire_and_forget, "cancel", instance_id="ff") == "ff/1"
+    child = env.runs["ff/1"]
+    assert child.status == "cancelled"
+    assert UNDONE == [] and child.activity_calls == []  # cancelled before its first step ran
+
+
+def test_an_abandoned_child_outlives_its_parent() -> None:
+    env = WorkflowEnvironment()
+    assert env.run(tc_fire_and_forget, "abandon", instance_id="ff") == "ff/1"
+    assert env.runs["ff"].status == "completed"
+    assert env.runs["ff/1"].status == "running"
+    assert env.runs["ff/1"].result() == 6 and UNDONE == []
+
+
+def test_a_parent_waits_for_a_child_with_the_wait_policy_before_it_ends() -> None:
+    env = WorkflowEnvironment()
+    parent = env.start(tc_fire_and_forget, "wait", instance_id="ff")
+    env.advance(60)
+    assert parent.status == "running"  # its code returned; the child still runs
+    start = parent.history[0].at
+    assert parent.result() == "ff/1"
+    assert env.runs["ff/1"].status == "completed" and UNDONE == []
+    assert env.clock.now == start + DAY
+    assert parent.history[-1].at == start + DAY  # the child's end, told to the parent
+
+
+def test_cancelling_a_parent_that_waits_for_its_children_cancels_them() -> None:
+    env = WorkflowEnvironment()
+    parent = env.start(tc_fire_and_forget, "wait", instance_id="ff")
+    parent.advance(60).cancel("enough")
+    assert env.runs["ff/1"].status == "cancelled" and UNDONE == ["child-3"]
+    assert parent.status == "completed" and parent.result() == "ff/1"
+
+
+def test_a_bad_parent_close_policy_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="parent_close"):
+        tc_double.child(1, parent_close="orphan")  # type: ignore[arg-type]

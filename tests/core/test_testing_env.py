@@ -427,7 +427,7 @@ def test_a_child_workflow_result_is_returned_to_the_parent() -> None:
     @workflow(name="te_parent")
     def parent(ctx: Any) -> Generator[Command, Any, Any]:
         a = yield from te_child.child(2)
-        child_id = yield te_child.start_child(3)
+        child_id = yield te_child.start_child(3, parent_close="abandon")
         return [a, child_id]
 
     env = WorkflowEnvironment()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from replaykit import (
+    AnyOf,
     ChildWorkflowError,
     Command,
     InvalidInput,
@@ -198,3 +199,111 @@ def test_a_bad_timeout_is_refused_and_stores_nothing(
     with pytest.raises(InvalidInput, match="timeout"):
         app.start_workflow(ch_waiter, instance_id="bad", timeout=timeout)
     assert app.get_instance("bad") is None
+
+
+# -- parent-close policies ------------------------------------------------------------------------
+
+
+@workflow(name="ch_racer")
+def ch_racer(ctx: Any, policy: str) -> Generator[Command, Any, Any]:
+    index, _ = yield AnyOf([ch_slow_child.child(1, parent_close=policy), Sleep(0.2)])
+    return index
+
+
+def _wait_status(app: App, instance_id: str, status: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (record := app.get_instance(instance_id)) is None or record.status != status:
+        assert time.monotonic() < deadline, f"{instance_id} never became {status}"
+        time.sleep(0.02)
+
+
+def test_a_child_that_loses_an_any_is_cancelled_and_compensates(
+    make_app: Callable[..., App],
+) -> None:
+    with make_app(workflows=[ch_racer, ch_slow_child]) as app:
+        assert app.start_workflow(ch_racer, "cancel", instance_id="race").result(timeout=20) == 1
+        _wait_status(app, "race/2", "cancelled")
+        cancel = [e for e in app.history("race/2") if isinstance(e, CancelRequested)]
+        assert cancel[0].reason == "its parent 'race' no longer waits for it (it lost an Any)"
+    assert UNDONE == ["child-1"]
+
+
+def test_a_child_that_loses_an_any_runs_on_when_abandoned(make_app: Callable[..., App]) -> None:
+    with make_app(workflows=[ch_racer, ch_slow_child]) as app:
+        assert app.start_workflow(ch_racer, "abandon", instance_id="race").result(timeout=20) == 1
+        _wait_status(app, "race/2", "waiting")  # sleeping its hour, not cancelled
+        time.sleep(0.3)
+        assert app.status("race/2").status == "waiting"
+    assert UNDONE == []
+
+
+@workflow(name="ch_waiting_parent")
+def ch_waiting_parent(ctx: Any) -> Generator[Command, Any, int]:
+    yield ch_reserve("parent")
+    return (yield from ch_slow_child.child(7))
+
+
+def test_cancelling_a_parent_cancels_its_child_and_both_compensate(
+    make_app: Callable[..., App],
+) -> None:
+    with make_app(workflows=[ch_waiting_parent, ch_slow_child]) as app:
+        handle = app.start_workflow(ch_waiting_parent, instance_id="wp")
+        _wait_status(app, "wp/2", "waiting")
+        handle.cancel("no longer needed")
+        with pytest.raises(WorkflowCancelled):
+            handle.result(timeout=20)
+        _wait_status(app, "wp/2", "cancelled")
+        cancel = [e for e in app.history("wp/2") if isinstance(e, CancelRequested)]
+        assert cancel[0].reason == "its parent 'wp' was cancelled"
+    assert sorted(UNDONE) == ["child-7", "parent"]
+
+
+@workflow(name="ch_slow_double")
+def ch_slow_double(ctx: Any, n: int) -> Generator[Command, Any, int]:
+    yield ch_reserve(f"slow-{n}")
+    yield Sleep(3600 if n > 0 else 0.2)
+    return n * 2
+
+
+@workflow(name="ch_fire_and_forget")
+def ch_fire_and_forget(ctx: Any, policy: str) -> Generator[Command, Any, str]:
+    child_id = yield ch_slow_double.start_child(0 if policy == "wait" else 3, parent_close=policy)
+    yield Sleep(0.3)
+    return str(child_id)
+
+
+@pytest.mark.parametrize(
+    ("policy", "child_status"),
+    [("cancel", "cancelled"), ("abandon", "waiting"), ("wait", "completed")],
+)
+def test_a_child_started_without_waiting_follows_its_parent_close_policy(
+    make_app: Callable[..., App], policy: str, child_status: str
+) -> None:
+    with make_app(workflows=[ch_fire_and_forget, ch_slow_double]) as app:
+        handle = app.start_workflow(ch_fire_and_forget, policy, instance_id="ff")
+        assert handle.result(timeout=20) == "ff/1"
+        if policy == "wait":  # the parent ended only after its child (which sleeps 0.2 s)
+            assert app.status("ff/1").status == "completed"
+            assert app.status("ff").updated_at >= app.status("ff/1").updated_at
+        _wait_status(app, "ff/1", child_status)
+    # a cancelled child compensates what it did (it reserved, unless cancelled before that)
+    assert ([d for d in DONE if d == "slow-3"] if policy == "cancel" else []) == UNDONE
+
+
+@workflow(name="ch_patient_parent")
+def ch_patient_parent(ctx: Any) -> Generator[Command, Any, str]:
+    yield ch_slow_double.start_child(3, parent_close="wait")
+    return "parent done"
+
+
+def test_cancelling_a_parent_that_waits_for_its_children_cancels_them(
+    make_app: Callable[..., App],
+) -> None:
+    with make_app(workflows=[ch_patient_parent, ch_slow_double]) as app:
+        handle = app.start_workflow(ch_patient_parent, instance_id="pp")
+        _wait_status(app, "pp/1", "waiting")
+        assert app.status("pp").status == "waiting"  # its code returned; it waits for pp/1
+        handle.cancel("enough")
+        assert handle.result(timeout=20) == "parent done"
+        assert app.status("pp/1").status == "cancelled"
+    assert UNDONE == ["slow-3"]
