@@ -26,6 +26,7 @@ PAGES = [
     "fork.md",
     "schedules.md",
     "queues.md",
+    "deadlines-and-children.md",
 ]
 EXAMPLES = ["order_saga.py", "payment_timeout.py", "channel_workers.py", "recurring_counter.py"]
 SKIP = "<!-- docs-test: skip"
