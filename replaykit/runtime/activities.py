@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import inspect
 import threading
 import uuid
 from collections.abc import Callable, Coroutine
@@ -72,6 +74,7 @@ class RuntimeActivityContext:
         self.outbox = outbox
         self.compensating_result = compensating_result
         self._heartbeat = heartbeat
+        self.abandoned = False  # given up at the deadline: its heartbeat no longer counts
 
     @property
     def session(self) -> Any:
@@ -83,7 +86,8 @@ class RuntimeActivityContext:
         self._transaction = transaction
 
     def heartbeat(self) -> None:
-        self._heartbeat()
+        if not self.abandoned:
+            self._heartbeat()
 
 
 class AsyncRunner:
@@ -94,8 +98,15 @@ class AsyncRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure()).result()
+    def run(self, coro: Coroutine[Any, Any, Any], limit: float | None = None) -> Any:
+        """Run ``coro`` on the loop; with ``limit`` (seconds), cancel it and raise
+        :class:`Abandoned` when it has not finished by then."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        try:
+            return future.result(limit)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise Abandoned(f"given up after {limit:.3f} s") from None
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -118,12 +129,54 @@ class AsyncRunner:
             loop.close()
 
 
+class Abandoned(Exception):
+    """An activity attempt was given up (the instance's deadline came first): nothing of it is
+    recorded; an async activity was cancelled, a sync one runs on in its thread, unheeded."""
+
+
 def invoke(
-    fn: Callable[..., Any], takes_ctx: bool, ctx: Any, call: Any, runner: AsyncRunner
+    fn: Callable[..., Any],
+    takes_ctx: bool,
+    ctx: Any,
+    call: Any,
+    runner: AsyncRunner,
+    *,
+    limit: float | None = None,
 ) -> Any:
-    """Call an activity function (sync or async) with its arguments; return its raw result."""
+    """Call an activity function (sync or async) with its arguments; return its raw result.
+
+    With ``limit`` (seconds), an attempt that has not ended by then raises :class:`Abandoned`:
+    an async activity is cancelled, a sync one is left to finish in a thread of its own, and its
+    outcome is discarded."""
     args = (ctx, *call.args) if takes_ctx else tuple(call.args)
+    if limit is not None and not inspect.iscoroutinefunction(fn):
+        return _within(limit, fn, args, call.kwargs, runner)
     result = fn(*args, **call.kwargs)
     if asyncio.iscoroutine(result):
-        result = runner.run(result)
+        result = runner.run(result, limit)
     return result
+
+
+def _within(
+    limit: float, fn: Callable[..., Any], args: Any, kwargs: Any, runner: AsyncRunner
+) -> Any:
+    """Run a sync activity in a thread of its own and wait for it at most ``limit`` seconds."""
+    outcome: list[Any] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append((True, fn(*args, **kwargs)))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=attempt, name="replaykit-activity", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if not outcome:
+        raise Abandoned(f"given up after {limit:.3f} s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    if asyncio.iscoroutine(value):
+        return runner.run(value, limit)
+    return value

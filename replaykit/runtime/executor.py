@@ -56,7 +56,7 @@ from ..storage import (
     TimerSpec,
     WaitSpec,
 )
-from .activities import AsyncRunner, Outbox, RuntimeActivityContext, invoke
+from .activities import Abandoned, AsyncRunner, Outbox, RuntimeActivityContext, invoke
 from .clock import Clock
 from .hooks import HookDispatcher
 
@@ -371,9 +371,12 @@ class InstanceExecutor:
                     outcome = tx.commit(commit)
             if failure is None:
                 return self._after_commit(outcome)
-        else:
+        else:  # outside any transaction: given up if the deadline comes first
             try:
-                result = self._call(definition, ctx, call)
+                result = self._call(definition, ctx, call, self._time_left(command))
+            except Abandoned:  # nothing of this attempt is recorded
+                ctx.abandoned = True
+                return self._hold_for_deadline(sc)
             except Exception as exc:
                 failure = exc
             if failure is None:
@@ -383,9 +386,24 @@ class InstanceExecutor:
         self._record_failure(sc, call, failure)
         return False
 
-    def _call(self, definition: Any, ctx: RuntimeActivityContext, call: ActivityCall[Any]) -> Any:
-        raw = invoke(definition.fn, definition.takes_ctx, ctx, call, self.host.async_runner)
+    def _call(
+        self,
+        definition: Any,
+        ctx: RuntimeActivityContext,
+        call: ActivityCall[Any],
+        limit: float | None = None,
+    ) -> Any:
+        runner = self.host.async_runner
+        raw = invoke(definition.fn, definition.takes_ctx, ctx, call, runner, limit=limit)
         return to_builtins(raw, what=f"result of activity {call.name!r}")
+
+    def _time_left(self, command: Any) -> float | None:
+        """Seconds until the deadline an activity (not a compensation) may run for; None when
+        nothing bounds it."""
+        interp = self.interp
+        if interp.deadline is None or interp.timed_out or isinstance(command, Compensate):
+            return None
+        return max(interp.deadline - self._now(), 0.0)
 
     def _record_success(
         self, sc: ScheduledCommand, call: ActivityCall[Any], result: Any, started: float, comp: bool

@@ -3,6 +3,7 @@ policies (the same rules as tests/core/test_testing_children.py in memory)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -123,14 +124,14 @@ def test_the_deadline_cancels_with_workflow_timed_out_and_compensates(
 ) -> None:
     with make_app() as app:
         started = time.time()
-        handle = app.start_workflow(wf, instance_id="d", timeout=0.5)
+        handle = app.start_workflow(wf, instance_id="d", timeout=1.5)
         error = _timed_out(app, "d")
         assert isinstance(error, WorkflowCancelled) and isinstance(error, TimeoutError)
         assert time.time() - started < 10
         record = app.status("d")
         assert record.status == "cancelled"
         assert record.error["type"] == "replaykit.core.errors.WorkflowTimedOut"
-        assert record.deadline == pytest.approx(record.created_at + 0.5)
+        assert record.deadline == pytest.approx(record.created_at + 1.5)
         assert what in UNDONE and len(UNDONE) == 1
         cancel = [e for e in app.history("d") if isinstance(e, CancelRequested)]
         assert len(cancel) == 1 and cancel[0].timed_out
@@ -138,6 +139,44 @@ def test_the_deadline_cancels_with_workflow_timed_out_and_compensates(
             handle.result(timeout=5)
     if wf is ch_busy:
         assert 1 <= len([d for d in DONE if d.startswith("step-")]) < 50
+
+
+@activity(name="ch_long_sync", transactional=False)
+def ch_long_sync(ctx: Any, seconds: float) -> str:
+    time.sleep(seconds)  # runs on after it is given up; what it returns is discarded
+    return "late"
+
+
+@activity(name="ch_long_async", transactional=False)
+async def ch_long_async(ctx: Any, seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    with LOCK:
+        DONE.append("long async ended")
+    return "late"
+
+
+@workflow(name="ch_long_runner")
+def ch_long_runner(ctx: Any, kind: str) -> Generator[Command, Any, str]:
+    yield ch_reserve("bench")
+    if kind == "sync":
+        return (yield ch_long_sync(5.0))
+    return (yield ch_long_async(30.0))
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_the_deadline_gives_up_a_long_activity_that_is_not_transactional(
+    make_app: Callable[..., App], kind: str
+) -> None:
+    with make_app() as app:
+        started = time.monotonic()
+        app.start_workflow(ch_long_runner, kind, instance_id="long", timeout=1.5)
+        _timed_out(app, "long")
+        assert time.monotonic() - started < 4.5  # not after the activity's 5 (or 30) s
+        assert UNDONE == ["bench"]
+        kinds = [type(e).__name__ for e in app.history("long")]
+        assert "ActivityCompleted" in kinds and kinds.count("ActivityCompleted") == 1
+    time.sleep(0.1)
+    assert "long async ended" not in DONE  # cancelled (the sync one runs on, unheeded)
 
 
 def test_an_instance_that_ends_in_time_keeps_its_result(make_app: Callable[..., App]) -> None:
