@@ -114,6 +114,12 @@ class Bookkeeping:
         self._broken: NonDeterminismError | None = None
         self.events_applied = 0
 
+    @property
+    def deadline_ahead(self) -> float | None:
+        """The instance's deadline while the workflow has not been told that it passed (None:
+        no deadline, or told): what a worker enforces and a ``Recur`` carries on."""
+        return None if self.timed_out else self.deadline
+
     def _take_decision(self) -> Decision:
         decision = Decision(
             commands=tuple(self._scheduled_for(p) for p in self._out.values()),

@@ -154,9 +154,8 @@ class InstanceExecutor:
 
     def _past_deadline(self) -> bool:
         """Whether the instance's deadline has passed and the workflow was not told yet."""
-        interp = self.interp
-        deadline = interp.deadline
-        return deadline is not None and not interp.timed_out and self._now() >= deadline
+        deadline = self.interp.deadline_ahead
+        return deadline is not None and self._now() >= deadline
 
     def _hold_for_deadline(self, activity: ScheduledCommand) -> bool:
         """The deadline passed: run no more activities; commit as waiting, so that the deadline
@@ -400,10 +399,10 @@ class InstanceExecutor:
     def _time_left(self, command: Any) -> float | None:
         """Seconds until the deadline an activity (not a compensation) may run for; None when
         nothing bounds it."""
-        interp = self.interp
-        if interp.deadline is None or interp.timed_out or isinstance(command, Compensate):
+        deadline = self.interp.deadline_ahead
+        if deadline is None or isinstance(command, Compensate):
             return None
-        return max(interp.deadline - self._now(), 0.0)
+        return max(deadline - self._now(), 0.0)
 
     def _record_success(
         self, sc: ScheduledCommand, call: ActivityCall[Any], result: Any, started: float, comp: bool
@@ -452,7 +451,7 @@ class InstanceExecutor:
                 now,
                 parent_id=record.parent_id,
                 parent_step=record.parent_step,
-                deadline=self.interp.deadline,
+                deadline=self.interp.deadline_ahead,
             )
             self._do(finish, now)
         else:

@@ -199,7 +199,7 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         self.runs[run.instance_id] = run
         run.history = list(history)
         run.decision = run.interpreter.feed(history, replaying=True)
-        due = None if run.interpreter.timed_out else run.interpreter.deadline  # still to come
+        due = run.interpreter.deadline_ahead  # still to come
         self.store.create(
             run.instance_id, None, deadline=None if due is None else deadline_timer(due)
         )

@@ -210,7 +210,7 @@ class TestRun:
             now,
             parent_id=self.parent_id,
             parent_step=self.parent_step,
-            deadline=self.interpreter.deadline,
+            deadline=self.interpreter.deadline_ahead,
         )
 
     def recur(self) -> None:

@@ -278,3 +278,24 @@ def test_cancelling_a_parent_that_waits_for_its_children_cancels_them() -> None:
 def test_a_bad_parent_close_policy_is_refused() -> None:
     with pytest.raises(InvalidInput, match="parent_close"):
         tc_double.child(1, parent_close="orphan")  # type: ignore[arg-type]
+
+
+@workflow(name="tc_catches_then_recurs")
+def tc_catches_then_recurs(ctx: Any, n: int) -> Generator[Command, Any, str]:
+    if n > 1:
+        yield tc_reserve("after the timeout")
+        yield Sleep(DAY)
+        return "second run ended"
+    try:
+        yield Sleep(DAY)
+    except WorkflowTimedOut:
+        yield Recur(n + 1)
+    return "first run ended"
+
+
+def test_a_run_after_a_caught_timeout_has_no_deadline_left() -> None:
+    env = WorkflowEnvironment()
+    run = env.start(tc_catches_then_recurs, 1, instance_id="c", timeout=60)
+    assert run.result() == "second run ended"
+    started = run.history[0]
+    assert started.deadline is None  # type: ignore[union-attr]

@@ -346,3 +346,22 @@ def test_cancelling_a_parent_that_waits_for_its_children_cancels_them(
         assert handle.result(timeout=20) == "parent done"
         assert app.status("pp/1").status == "cancelled"
     assert UNDONE == ["slow-3"]
+
+
+@workflow(name="ch_catches_then_recurs")
+def ch_catches_then_recurs(ctx: Any, n: int) -> Generator[Command, Any, str]:
+    if n > 1:
+        yield ch_reserve("after the timeout")
+        return "second run ended"
+    try:
+        yield Sleep(3600)
+    except WorkflowTimedOut:
+        yield Recur(n + 1)
+    return "first run ended"
+
+
+def test_a_run_after_a_caught_timeout_runs_its_activities(make_app: Callable[..., App]) -> None:
+    with make_app() as app:
+        handle = app.start_workflow(ch_catches_then_recurs, 1, instance_id="c", timeout=0.3)
+        assert handle.result(timeout=20) == "second run ended"
+        assert DONE == ["after the timeout"]
