@@ -255,7 +255,7 @@ class MemoryStore:
         for cancel in step.cancels:
             found = self.instances.get(cancel.child_id)
             if found is not None and found.parent == instance_id and found.status not in TERMINAL:
-                self.deliver(cancel.child_id, cancel.event)
+                self.deliver(cancel.child_id, cancel.event, now)
         for send in step.sends:
             self.publish(send, sender=instance_id, now=now)
         for wait in step.waits:
