@@ -47,7 +47,7 @@ def d_parent(ctx: Any) -> Generator[Any, Any, list[Any]]:
         yield d_kid.child(-1)
     except ChildWorkflowError as exc:
         out.append(f"child failed: {exc.type_name}")
-    out.append((yield d_kid.start_child(4, instance_id="d-free-kid")))
+    out.append((yield d_kid.start_child(4, instance_id="d-free-kid", parent_close="abandon")))
     try:
         yield StartChild("d_nobody", 1)
     except ChildWorkflowError as exc:
@@ -98,6 +98,7 @@ SCENARIOS = [
             SendEvent("d.kid.go", {"go": 2}, instance_id="d-patient-kid"),
             Advance(5),
         ),
-        expect={"patient-c": "cancelled", "d-patient-kid": "completed"},
+        # parent_close="cancel" (the default): cancelling the parent cancels the child
+        expect={"patient-c": "cancelled", "d-patient-kid": "cancelled"},
     ),
 ]
