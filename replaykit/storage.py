@@ -13,6 +13,11 @@ Vocabulary of statuses (``InstanceRecord.status``):
 * ``waiting``   parked on timers, event waits or message waits; holds no worker
 * ``completed`` / ``failed`` / ``cancelled``  terminal
 
+and, as *read* (never written by a commit):
+
+* ``cancelling``  ``cancel()`` was asked for and the instance has not ended yet (its stored status
+                  is pending, running or waiting; ``cancel_requested_at`` is set)
+
 An instance is *claimable* when it is ``pending``, or ``running`` with an expired lease (a crashed
 worker); claiming sets the lease: ``lease_owner``, a new random ``lease_token`` and
 ``lease_expires_at``. A step commits only while its owner still holds the lease *under the token
@@ -43,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import msgspec
 
@@ -52,9 +57,11 @@ from .core.queues import QueueSpec, QueueStats
 from .core.schedules import Schedule, started_event
 
 InstanceStatus = Literal[
-    "queued", "pending", "running", "waiting", "completed", "failed", "cancelled"
+    "queued", "pending", "running", "waiting", "completed", "failed", "cancelled", "cancelling"
 ]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+#: every status an instance can read as, in the order listings show them
+INSTANCE_STATUSES: tuple[str, ...] = get_args(InstanceStatus)
 
 
 class InstanceRecord(msgspec.Struct, kw_only=True):
@@ -88,6 +95,7 @@ class InstanceRecord(msgspec.Struct, kw_only=True):
     forked_from: str | None = None
     forked_step: int | None = None
     deadline: float | None = None  # POSIX time by which it must end (``timeout=``)
+    cancel_requested_at: float | None = None  # when cancel() was first asked for
 
 
 class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):

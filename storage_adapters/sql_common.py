@@ -75,8 +75,11 @@ T = TypeVar("T")
 INSTANCE_COLUMNS = (
     "instance_id, workflow, status, input, output, error, run, continued_from, parent_id, "
     "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len, queue, "
-    "priority, dedup_key, admitted_at, lease_token, version, forked_from, forked_step, deadline"
+    "priority, dedup_key, admitted_at, lease_token, version, forked_from, forked_step, deadline, "
+    "cancel_requested_at"
 )
+#: the stored statuses an instance that is cancelling has (it reads ``cancelling``)
+ALIVE = ("queued", "pending", "running", "waiting")
 CLAIMABLE = "(status = 'pending' OR (status = 'running' AND lease_expires_at < ?))"
 CLAIM_ASSIGN = (
     "status = 'running', lease_owner = ?, lease_token = ?, lease_expires_at = ? + {AGE}, "
@@ -90,10 +93,38 @@ def instance_from_row(row: dict[str, Any]) -> InstanceRecord:
     fields = dict(row)
     for name in ("input", "output", "error"):
         fields[name] = load_json(fields[name])
-    for name in ("created_at", "updated_at", "lease_expires_at", "admitted_at", "deadline"):
+    for name in (
+        "created_at",
+        "updated_at",
+        "lease_expires_at",
+        "admitted_at",
+        "deadline",
+        "cancel_requested_at",
+    ):
         if fields[name] is not None:
             fields[name] = float(fields[name])
+    if fields["cancel_requested_at"] is not None and fields["status"] in ALIVE:
+        fields["status"] = "cancelling"
     return InstanceRecord(**fields)
+
+
+def status_filter(status: str) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (and parameters) of instances that *read* as ``status``."""
+    alive = ", ".join(f"'{s}'" for s in ALIVE)
+    if status == "cancelling":
+        return f"(status IN ({alive}) AND cancel_requested_at IS NOT NULL)", ()
+    if status in ALIVE:
+        return "(status = ? AND cancel_requested_at IS NULL)", (status,)
+    return "status = ?", (status,)
+
+
+#: the status an instance reads as, in SQL (for counting by status)
+READ_STATUS = (
+    "CASE WHEN cancel_requested_at IS NOT NULL AND status IN "
+    + "("
+    + ", ".join(f"'{s}'" for s in ALIVE)
+    + ") THEN 'cancelling' ELSE status END"
+)
 
 
 def outbox_from_row(row: dict[str, Any]) -> OutboxRecord:
@@ -319,18 +350,21 @@ class SqlStorage(ScheduleSql):
         created_after: float | None = None,
     ) -> list[InstanceRecord]:
         filters = {
-            "workflow = ?": workflow,
-            "status = ?": status,
-            "created_at < ?": created_before,
-            "created_at > ?": created_after,
+            "workflow = ?": (workflow,),
+            "created_at < ?": (created_before,),
+            "created_at > ?": (created_after,),
         }
-        used = {clause: value for clause, value in filters.items() if value is not None}
+        used = {clause: value for clause, value in filters.items() if value[0] is not None}
+        if status is not None:
+            clause, params = status_filter(status)
+            used[clause] = params
         where = " AND ".join(used) or "1 = 1"
         sql = (
             f"SELECT {INSTANCE_COLUMNS} FROM rk_instances WHERE {where} "
             "ORDER BY created_at DESC, instance_id DESC LIMIT ? OFFSET ?"
         )
-        rows = self._read(lambda tx: tx.rows(sql, *used.values(), limit, offset))
+        values = [v for params in used.values() for v in params]
+        rows = self._read(lambda tx: tx.rows(sql, *values, limit, offset))
         return [instance_from_row(row) for row in rows]
 
     def load_history(self, instance_id: str) -> list[bytes]:
@@ -565,6 +599,12 @@ class SqlStorage(ScheduleSql):
                 tx.exec(
                     "UPDATE rk_instances SET status = 'pending' WHERE instance_id = ?", instance_id
                 )
+            tx.exec(
+                "UPDATE rk_instances SET cancel_requested_at = ? "
+                "WHERE instance_id = ? AND cancel_requested_at IS NULL",
+                now,
+                instance_id,
+            )
             found = self._get(tx, instance_id)
             assert found is not None
             return found
@@ -677,7 +717,10 @@ class SqlStorage(ScheduleSql):
     # -- operations -------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         def work(tx: SqlTx) -> dict[str, Any]:
-            by_status = tx.rows("SELECT status, COUNT(*) AS n FROM rk_instances GROUP BY status")
+            by_status = tx.rows(
+                f"SELECT {READ_STATUS} AS status, COUNT(*) AS n FROM rk_instances "
+                f"GROUP BY {READ_STATUS}"
+            )
             owners = tx.rows(
                 "SELECT lease_owner, COUNT(*) AS n FROM rk_instances "
                 "WHERE status = 'running' AND lease_owner IS NOT NULL GROUP BY lease_owner"

@@ -44,7 +44,7 @@ from rich.table import Table
 from ..core.errors import ReplayKitError, ScheduleNotFound, WorkflowNotFound
 from ..core.schedules import Schedule, upcoming
 from ..runtime.app import App
-from ..storage import InstanceRecord
+from ..storage import INSTANCE_STATUSES, InstanceRecord
 from ..testing import ReplayCheck, replay_check
 from .viewer.timeline import age, error_of, human_seconds, parse_duration, when
 from .viewer.timeline import timeline as make_timeline
@@ -320,6 +320,7 @@ _STATUS_STYLE = {
     "completed": "green",
     "failed": "red",
     "cancelled": "magenta",
+    "cancelling": "magenta",
     "waiting": "yellow",
     "queued": "bright_black",
     "running": "cyan",
@@ -347,9 +348,7 @@ def _age_window(
 def list_(
     ctx: typer.Context,
     workflow: Annotated[str | None, typer.Option(help="Only this workflow.")] = None,
-    status: Annotated[
-        str | None, typer.Option(help="pending, running, waiting, completed, failed, cancelled")
-    ] = None,
+    status: Annotated[str | None, typer.Option(help=", ".join(INSTANCE_STATUSES))] = None,
     older_than: Annotated[
         str | None, typer.Option(help="Created longer ago than this (90s, 15m, 1h, 2d).")
     ] = None,

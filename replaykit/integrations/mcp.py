@@ -38,7 +38,7 @@ from ..core.codec import to_builtins
 from ..core.definitions import Workflow
 from ..core.errors import InvalidInput, ReplayKitError, WorkflowFailed
 from ..runtime.app import App
-from ..storage import TERMINAL_STATUSES, InstanceRecord
+from ..storage import INSTANCE_STATUSES, TERMINAL_STATUSES, InstanceRecord
 
 ToolHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 _PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
@@ -46,7 +46,7 @@ _MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
 _ID = {"type": "string", "minLength": 1, "description": "the workflow instance id"}
 _STATUS = {
     "type": "string",
-    "enum": ["pending", "running", "waiting", "completed", "failed", "cancelled"],
+    "enum": list(INSTANCE_STATUSES),
 }
 _STATUS_PROPS = {
     "instance_id": _ID,

@@ -117,6 +117,8 @@ async def test_result_while_running_then_cancel(app: App, client: Client) -> Non
     assert pending.structured_content["status"] in ("pending", "running", "waiting")
     cancelled = await client.call_tool("approval_cancel", {"instance_id": "a1", "reason": "no"})
     assert not cancelled.is_error
+    assert cancelled.structured_content is not None
+    assert cancelled.structured_content["status"] == "cancelling"
     after = await client.call_tool("approval_result", {"instance_id": "a1", "wait_seconds": 10})
     assert after.is_error
     assert "cancelled" in after.content[0].text  # type: ignore[union-attr]

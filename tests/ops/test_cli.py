@@ -119,7 +119,7 @@ def test_send_event_wakes_a_waiting_instance_and_cancel_compensates(
     app.start_workflow("ops_order", {"sku": "cup", "amount": 1.0, "wait": True}, instance_id="c1")
     wait_for_status(app, "c1", "waiting")
     code, out = invoke(database_url, "cancel", "c1", "--reason", "customer asked")
-    assert code == 0 and "cancel requested" in out
+    assert code == 0 and "cancel requested for c1 (now cancelling)" in out
     wait_for_status(app, "c1", "cancelled")
     kinds = [type(e).__name__ for e in app.history("c1")]
     assert "CompensationCompleted" in kinds

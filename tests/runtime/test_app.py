@@ -263,6 +263,23 @@ def test_cancel_of_a_waiting_instance_runs_compensations(make_app: Callable[...,
     assert CALLS == ["reserve:x", "unreserve:x:r-x"]
 
 
+def test_a_cancelled_waiting_instance_reads_cancelling_until_a_worker_ends_it(
+    make_app: Callable[..., App],
+) -> None:
+    with make_app() as app:
+        handle = app.start_workflow(reserve_then_wait)
+        _wait_status(app, handle.instance_id, "waiting")
+    client = make_app(workers=False)
+    assert client.cancel(handle.instance_id, "changed my mind").status == "cancelling"
+    assert client.status(handle.instance_id).status == "cancelling"
+    listed = client.list_instances(status="cancelling")
+    assert [r.instance_id for r in listed] == [handle.instance_id]
+    with make_app() as app:
+        with pytest.raises(WorkflowCancelled):
+            app.result(handle.instance_id, timeout=20)
+        assert app.status(handle.instance_id).status == "cancelled"
+
+
 @workflow
 def child_sum(ctx: Any, numbers: list[int]):  # type: ignore[no-untyped-def]
     yield Sleep(0.01)

@@ -220,7 +220,28 @@ def test_waiting_with_unconsumed_inbox_stays_running(storage: Storage) -> None:
     assert [decode.reason for decode in inbox_events(storage, "a")] == ["stop"]  # type: ignore[union-attr]
     assert [item.id for item in result.inbox] == [i.id for i in storage.load_inbox("a")]
     record = storage.get_instance("a")
-    assert record is not None and record.status == "running" and record.lease_owner == OWNER
+    assert record is not None and record.status == "cancelling" and record.lease_owner == OWNER
+
+
+def test_a_cancelled_instance_reads_cancelling_until_it_ends(storage: Storage) -> None:
+    running(storage, "a")
+    wait_event(storage, "a", "paid")
+    create(storage, "b")
+    storage.request_cancel("a", "user asked", now=3.0)
+    storage.request_cancel("a", "asked again", now=4.0)  # the first request's time stays
+    record = storage.get_instance("a")
+    assert record is not None and record.status == "cancelling"
+    assert record.cancel_requested_at == 3.0
+    assert [r.instance_id for r in storage.list_instances(status="cancelling")] == ["a"]
+    assert [r.instance_id for r in storage.list_instances(status="pending")] == ["b"]
+    assert storage.stats()["by_status"] == {"cancelling": 1, "pending": 1}
+    claimed = storage.claim(OWNER, limit=5, lease_seconds=LEASE, now=5.0, workflows=["wf"])
+    statuses = {r.instance_id: r.status for r in claimed}
+    assert statuses == {"a": "cancelling", "b": "running"}  # held by a worker, still cancelling
+    storage.commit(step(storage, "a", status="cancelled", error={"message": "user asked"}))
+    done = storage.get_instance("a")
+    assert done is not None and done.status == "cancelled"
+    assert storage.list_instances(status="cancelling") == []
 
 
 def test_wait_for_an_available_event_goes_to_the_inbox(storage: Storage) -> None:
@@ -781,7 +802,7 @@ def test_cancel(storage: Storage) -> None:
     running(storage, "a")
     wait_event(storage, "a", "paid")
     record = storage.request_cancel("a", "user asked", now=3.0)
-    assert record.status == "pending"
+    assert record.status == "cancelling" and record.cancel_requested_at == 3.0
     assert inbox_events(storage, "a") == [CancelRequested(reason="user asked", at=3.0)]
     running(storage, "done")
     storage.commit(step(storage, "done", status="completed", output=1))

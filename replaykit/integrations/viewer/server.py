@@ -23,10 +23,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from ...core.errors import ReplayKitError, ScheduleNotFound, WorkflowNotFound
 from ...core.schedules import upcoming
 from ...runtime.app import App
-from ...storage import TERMINAL_STATUSES
+from ...storage import INSTANCE_STATUSES, TERMINAL_STATUSES
 from .timeline import age, compact, error_of, human_seconds, timeline, when
 
-STATUSES = ("queued", "pending", "running", "waiting", "completed", "failed", "cancelled")
+STATUSES = INSTANCE_STATUSES
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
