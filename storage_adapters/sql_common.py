@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -86,6 +87,16 @@ CLAIM_ASSIGN = (
     "updated_at = ?"
 )
 MIGRATIONS_DDL = "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar(128) PRIMARY KEY)"
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def instance_from_row(row: dict[str, Any]) -> InstanceRecord:
@@ -756,4 +767,5 @@ __all__ = [
     "lease_end",
     "load_json",
     "new_token",
+    "safe_url",
 ]

@@ -47,7 +47,7 @@ from pymysql.constants import ER
 
 from replaykit.core.errors import StorageError
 
-from ..sql_common import SqlStorage
+from ..sql_common import SqlStorage, safe_url
 from ..sql_liveness import ConnectionHold, Hold, Registration
 from ..sql_steps import Begun, SqlTx, placeholders
 
@@ -274,6 +274,10 @@ class MysqlStorage(SqlStorage):
             lambda: open_connection(self._args), max_size=max_pool, timeout=pool_timeout
         )
         self._workers: dict[str, Registration] = {}
+        try:  # connect once now: an unreachable server fails at once, with the driver's reason
+            self._pool.put(self._pool.get())
+        except pymysql.err.Error as exc:
+            raise StorageError(f"cannot connect to MySQL at {safe_url(url)}: {exc}") from exc
 
     def close(self) -> None:
         self._release_workers()

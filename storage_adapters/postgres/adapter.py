@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from replaykit.core.errors import StorageError
@@ -41,7 +42,7 @@ from replaykit.storage import (
 )
 
 from .. import sql_queues
-from ..sql_common import SqlStorage, instance_from_row
+from ..sql_common import SqlStorage, instance_from_row, safe_url
 from ..sql_liveness import ConnectionHold, Hold, Registration
 from ..sql_steps import Begun, SqlTx, at_write, lease_end, placeholders
 from . import fastpath
@@ -54,6 +55,18 @@ _RETRYABLE = (
     pg_errors.SerializationFailure,
     pg_errors.LockNotAvailable,
 )
+
+
+def check_reachable(url: str, timeout: float) -> None:
+    """Connect once, so that an unreachable server, a missing database or an unknown host fails
+    at once with the driver's reason (the pool would retry for 30 s and only log it).
+    ``timeout`` applies unless the URL sets ``connect_timeout``."""
+    try:
+        params = conninfo_to_dict(url)
+        extra = {} if "connect_timeout" in params else {"connect_timeout": max(2, round(timeout))}
+        psycopg.connect(url, **extra).close()
+    except psycopg.Error as exc:
+        raise StorageError(f"cannot connect to PostgreSQL at {safe_url(url)}: {exc}") from exc
 
 
 class _Begun:
@@ -126,6 +139,7 @@ class PostgresStorage(SqlStorage):
         max_pool: int = 10,
         poll_interval: float = 1.0,
         retry_seconds: float = 30.0,
+        connect_timeout: float = 5.0,
     ) -> None:
         self.url = url
         self.poll_interval = poll_interval
@@ -135,6 +149,7 @@ class PostgresStorage(SqlStorage):
         self._schema_prefix = ":"
         self._listen_lock = threading.Lock()
         self._workers: dict[str, Registration] = {}
+        check_reachable(url, connect_timeout)
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             min_size=min_pool,
