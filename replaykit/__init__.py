@@ -46,6 +46,7 @@ from .core.definitions import (
 )
 from .core.errors import (
     ActivityError,
+    ActivityTimeout,
     ChildWorkflowError,
     DuplicateQueueKey,
     EventTimeout,
@@ -81,6 +82,7 @@ __all__ = [
     "ActivityCall",
     "ActivityContext",
     "ActivityError",
+    "ActivityTimeout",
     "All",
     "Any",
     "AnyOf",

@@ -45,6 +45,7 @@ class Compensation(Bookkeeping):
             kwargs=call.kwargs,
             retry=comp.retry if comp is not None else call.retry,
             transactional=comp.transactional if comp is not None else True,
+            timeout=comp.timeout if comp is not None else None,
             definition=comp,
         )
         step = self._next_step

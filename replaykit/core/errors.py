@@ -7,6 +7,7 @@ matching standard-library error too, so ``except TimeoutError`` keeps working::
     ├── NonDeterminismError        replayed code yielded something history did not record
     ├── ActivityError              an activity failed for good (retries exhausted or not retryable)
     │   └── ChildWorkflowError     a child workflow failed
+    ├── ActivityTimeout            (also TimeoutError) an activity attempt ran past its timeout
     ├── TerminalError              raise from an activity to stop retrying at once
     ├── WorkflowCancelled          (also CancelledError-like) the instance was cancelled
     │   └── WorkflowTimedOut       (also TimeoutError) its deadline passed (``timeout=``)
@@ -97,6 +98,37 @@ class ActivityError(ReplayKitError):
 
 class ChildWorkflowError(ActivityError):
     """A child workflow started with ``StartChild`` failed."""
+
+
+class ActivityTimeout(ReplayKitError, TimeoutError):
+    """An activity attempt ran longer than its ``@activity(timeout=...)``.
+
+    The attempt fails with this error and goes through the activity's retry policy like any other
+    failure (``non_retryable=("ActivityTimeout",)`` stops at the first one). An async activity is
+    cancelled at its timeout; a sync one is abandoned: its thread runs on, but its result is
+    discarded and never recorded.
+    """
+
+    def __init__(
+        self, message: str, *, activity: str = "", timeout: float = 0.0, attempt: int = 1
+    ) -> None:
+        super().__init__(message)
+        self.activity = activity
+        self.timeout = timeout
+        self.attempt = attempt
+
+    @classmethod
+    def of(
+        cls, activity: str, *, step: int, attempt: int, instance_id: str, timeout: float, how: str
+    ) -> ActivityTimeout:
+        """The error of an attempt that was ``how`` (cancelled / abandoned) at its timeout."""
+        return cls(
+            f"activity {activity!r} (step {step}, attempt {attempt}) of {instance_id!r} ran "
+            f"past its timeout of {timeout} s and was {how}",
+            activity=activity,
+            timeout=timeout,
+            attempt=attempt,
+        )
 
 
 class TerminalError(ReplayKitError):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import threading
 import uuid
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, wait
 from datetime import UTC, datetime
 from typing import Any
 
 from ..core.codec import to_builtins
+from ..core.errors import ActivityTimeout
 from ..storage import OutboxSpec
 
 
@@ -74,11 +75,18 @@ class RuntimeActivityContext:
         self.outbox = outbox
         self.compensating_result = compensating_result
         self._heartbeat = heartbeat
-        self.abandoned = False  # given up at the deadline: its heartbeat no longer counts
+        #: set when the attempt was abandoned (its timeout or the instance's deadline came
+        #: first): its heartbeat no longer counts, its outcome is discarded
+        self.abandoned = False
 
     @property
     def session(self) -> Any:
         """The activity's database transaction (begun on first use; see ``Storage.transaction``)."""
+        if self.abandoned:
+            raise ActivityTimeout(
+                f"activity step {self.step} of {self.instance_id!r} ran past its timeout and was "
+                "abandoned: it may not use ctx.session any more"
+            )
         return None if self._transaction is None else self._transaction.session
 
     def bind(self, transaction: Any) -> None:
@@ -86,7 +94,7 @@ class RuntimeActivityContext:
         self._transaction = transaction
 
     def heartbeat(self) -> None:
-        if not self.abandoned:
+        if not self.abandoned:  # an abandoned attempt keeps no lease alive
             self._heartbeat()
 
 
@@ -98,15 +106,16 @@ class AsyncRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def run(self, coro: Coroutine[Any, Any, Any], limit: float | None = None) -> Any:
-        """Run ``coro`` on the loop; with ``limit`` (seconds), cancel it and raise
-        :class:`Abandoned` when it has not finished by then."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
-        try:
-            return future.result(limit)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise Abandoned(f"given up after {limit:.3f} s") from None
+    def run(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        timeout: float | None = None,
+        expired: Callable[[], BaseException] | None = None,
+    ) -> Any:
+        """Run ``coro`` on the loop; past ``timeout`` s it is cancelled and ``expired()`` raised."""
+        if timeout is not None:
+            coro = _bounded(coro, timeout, expired or TimeoutError)
+        return asyncio.run_coroutine_threadsafe(coro, self._ensure()).result()
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -134,49 +143,78 @@ class Abandoned(Exception):
     recorded; an async activity was cancelled, a sync one runs on in its thread, unheeded."""
 
 
+async def _bounded(
+    coro: Coroutine[Any, Any, Any], timeout: float, expired: Callable[[], BaseException]
+) -> Any:
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            return await coro
+    except TimeoutError:
+        if deadline.expired():  # ours, not a TimeoutError raised by the activity itself
+            raise expired() from None
+        raise
+
+
 def invoke(
     fn: Callable[..., Any],
     takes_ctx: bool,
-    ctx: Any,
+    ctx: RuntimeActivityContext,
     call: Any,
     runner: AsyncRunner,
     *,
     limit: float | None = None,
+    on_abandon: Callable[[Future[Any]], None] = lambda future: None,
 ) -> Any:
     """Call an activity function (sync or async) with its arguments; return its raw result.
 
-    With ``limit`` (seconds), an attempt that has not ended by then raises :class:`Abandoned`:
-    an async activity is cancelled, a sync one is left to finish in a thread of its own, and its
-    outcome is discarded."""
+    An attempt is bounded by ``call.timeout`` (raising :class:`ActivityTimeout`) and by
+    ``limit``, the seconds left until the instance's deadline (raising :class:`Abandoned`),
+    whichever comes first. At the bound a coroutine is cancelled; a sync function runs on a
+    thread of its own and is *abandoned* (it cannot be stopped: ``ctx.abandoned`` is set, its
+    heartbeats stop, its result is discarded, and ``on_abandon(future)`` lets the caller finish
+    what the thread still holds when it ends).
+    """
     args = (ctx, *call.args) if takes_ctx else tuple(call.args)
-    if limit is not None and not inspect.iscoroutinefunction(fn):
-        return _within(limit, fn, args, call.kwargs, runner)
-    result = fn(*args, **call.kwargs)
-    if asyncio.iscoroutine(result):
-        result = runner.run(result, limit)
-    return result
+    timeout: float | None = call.timeout
+    bounds = [b for b in (timeout, limit) if b is not None]
+    if not bounds:
+        result = fn(*args, **call.kwargs)
+        return runner.run(result) if asyncio.iscoroutine(result) else result
+    bound = min(bounds)
+    by_timeout = timeout is not None and bound == timeout
 
+    def expired(how: str) -> BaseException:
+        if not by_timeout:
+            return Abandoned(f"given up after {bound:.3f} s")
+        return ActivityTimeout.of(
+            call.name,
+            step=ctx.step,
+            attempt=ctx.attempt,
+            instance_id=ctx.instance_id,
+            timeout=bound,
+            how=how,
+        )
 
-def _within(
-    limit: float, fn: Callable[..., Any], args: Any, kwargs: Any, runner: AsyncRunner
-) -> Any:
-    """Run a sync activity in a thread of its own and wait for it at most ``limit`` seconds."""
-    outcome: list[Any] = []
+    if inspect.iscoroutinefunction(fn):
+        return runner.run(fn(*args, **call.kwargs), bound, lambda: expired("cancelled"))
+    future: Future[Any] = Future()
 
     def attempt() -> None:
         try:
-            outcome.append((True, fn(*args, **kwargs)))
-        except BaseException as exc:  # handed to the caller's thread
-            outcome.append((False, exc))
+            result = fn(*args, **call.kwargs)
+            if asyncio.iscoroutine(result):
+                result = runner.run(result)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
-    thread = threading.Thread(target=attempt, name="replaykit-activity", daemon=True)
-    thread.start()
-    thread.join(limit)
-    if not outcome:
-        raise Abandoned(f"given up after {limit:.3f} s")
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    if asyncio.iscoroutine(value):
-        return runner.run(value, limit)
-    return value
+    name = f"replaykit-activity-{call.name}"
+    threading.Thread(target=attempt, name=name, daemon=True).start()
+    done, _ = wait([future], bound)
+    if not done:
+        ctx.abandoned = True
+        on_abandon(future)
+        raise expired("abandoned (a sync function cannot be stopped; its result is discarded)")
+    return future.result()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import msgspec
@@ -355,19 +357,22 @@ class InstanceExecutor:
         if definition is None:
             failure = UnknownWorkflow(f"no activity named {call.name!r} is registered")
         elif transactional:
-            with self.storage.transaction() as tx:
-                ctx.bind(tx)
-                try:
-                    result = self._call(definition, ctx, call)
-                except Exception as exc:
-                    failure = exc
-                    tx.rollback()
-                else:
-                    self._record_success(sc, call, result, started, is_comp)
-                    commit = self._build_commit()
-                    commit.outbox = list(ctx.outbox.items)
-                    self._check_held(commit)
-                    outcome = tx.commit(commit)
+            scope = self.storage.transaction()
+            tx = scope.__enter__()
+            ctx.bind(tx)
+            try:
+                result = self._call(definition, ctx, call, scope=scope)
+            except Exception as exc:
+                failure = exc
+            else:
+                self._record_success(sc, call, result, started, is_comp)
+                commit = self._build_commit()
+                commit.outbox = list(ctx.outbox.items)
+                self._check_held(commit)
+                outcome = tx.commit(commit)
+            finally:
+                if not ctx.abandoned:  # an abandoned attempt's thread ends its transaction
+                    scope.__exit__(None, None, None)
             if failure is None:
                 return self._after_commit(outcome)
         else:  # outside any transaction: given up if the deadline comes first
@@ -391,9 +396,24 @@ class InstanceExecutor:
         ctx: RuntimeActivityContext,
         call: ActivityCall[Any],
         limit: float | None = None,
+        scope: AbstractContextManager[Any] | None = None,
     ) -> Any:
+        def on_abandon(attempt: Future[Any]) -> None:
+            # the abandoned thread may still use ctx.session: roll its transaction back (and
+            # give its connection back) only when the function has returned
+            if scope is not None:
+                attempt.add_done_callback(lambda _: scope.__exit__(None, None, None))
+
         runner = self.host.async_runner
-        raw = invoke(definition.fn, definition.takes_ctx, ctx, call, runner, limit=limit)
+        raw = invoke(
+            definition.fn,
+            definition.takes_ctx,
+            ctx,
+            call,
+            runner,
+            limit=limit,
+            on_abandon=on_abandon,
+        )
         return to_builtins(raw, what=f"result of activity {call.name!r}")
 
     def _time_left(self, command: Any) -> float | None:

@@ -9,7 +9,7 @@ store differs: dicts instead of tables, and a virtual clock.
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import random as _random
 import uuid as _uuid
 from collections import deque
@@ -38,7 +38,7 @@ from ..core.effects import (
 from ..core.errors import ReplayKitError, UnknownWorkflow
 from ..core.history import Event
 from ..core.outcomes import activity_outcome, call_of
-from .activity import OutboxRecorder, TestActivityContext
+from .activity import OutboxRecorder, TestActivityContext, run_bounded
 from .clock import VirtualClock
 from .run import TestRun
 from .store import MemoryStep, MemoryStore
@@ -225,9 +225,13 @@ class MemoryExecutor:
         takes_ctx = True if fake is not None else bool(definition and definition.takes_ctx)
         run.activity_calls.append((call.name, call.args, call.kwargs))
         args = (ctx, *call.args) if takes_ctx else call.args
-        result = fn(*args, **call.kwargs)
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)  # a fresh loop, closed again (no unclosed-loop warning)
+        result = run_bounded(  # a coroutine runs on a fresh loop, closed again
+            lambda: fn(*args, **call.kwargs),
+            call.timeout,
+            ctx,
+            call.name,
+            is_async=inspect.iscoroutinefunction(fn),
+        )
         return to_builtins(result, what=f"result of activity {call.name!r}")
 
 

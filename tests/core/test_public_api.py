@@ -9,6 +9,7 @@ PUBLIC = [
     "ActivityCall",
     "ActivityContext",
     "ActivityError",
+    "ActivityTimeout",
     "All",
     "Any",
     "AnyOf",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 from collections.abc import Generator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from replaykit import (
     ActivityError,
+    ActivityTimeout,
     ChildWorkflowError,
     Command,
     Interpreter,
@@ -22,6 +24,7 @@ from replaykit import (
     Random,
     Receive,
     Recur,
+    RetryPolicy,
     SideEffect,
     Sleep,
     SleepUntil,
@@ -35,7 +38,7 @@ from replaykit import (
     register_error,
     workflow,
 )
-from replaykit.core.history import ValueRecorded, WorkflowStarted
+from replaykit.core.history import ActivityFailed, ValueRecorded, WorkflowStarted
 from replaykit.testing import WorkflowEnvironment, WorkflowStuck, replay_check
 from replaykit.testing.clock import DEFAULT_START
 
@@ -564,3 +567,48 @@ def test_replay_check_reports_non_determinism() -> None:
     assert not report.ok
     assert report.step == 1
     assert "history has ActivityCall 'te_charge', code yielded Sleep" in report.error
+
+
+# -- activity timeouts (enforced as in production, in real time) -----------------------------------
+
+
+def test_an_activity_past_its_timeout_fails_with_activity_timeout_in_the_environment() -> None:
+    release = threading.Event()
+    seen: dict[str, Any] = {}
+
+    @activity(name="te_slow_sync", timeout=0.2, retry=RetryPolicy(initial_interval=0.01))
+    def slow_sync(ctx: Any) -> str:
+        if ctx.attempt == 1:
+            release.wait(10)
+            seen["abandoned"] = ctx.abandoned
+        return f"attempt {ctx.attempt}"
+
+    @activity(name="te_slow_async", timeout=0.2, retry=RetryPolicy(max_attempts=1))
+    async def slow_async(ctx: Any) -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            seen["cancelled"] = True
+            raise
+        return "late"
+
+    @workflow(name="te_timeouts")
+    def timeouts(ctx: Any) -> Generator[Command, Any, Any]:
+        first = yield slow_sync()
+        try:
+            yield slow_async()
+        except ActivityTimeout as exc:
+            return [first, exc.type_name]  # type: ignore[attr-defined]
+        return [first, None]
+
+    began = time.monotonic()
+    try:
+        run = WorkflowEnvironment().start(timeouts)
+        assert run.result() == ["attempt 2", "replaykit.core.errors.ActivityTimeout"]
+    finally:
+        release.set()
+    assert time.monotonic() - began < 3.0
+    assert seen["cancelled"] is True
+    failed = [e for e in run.history if isinstance(e, ActivityFailed)]
+    assert [e.name for e in failed] == ["te_slow_sync", "te_slow_async"]
+    assert "abandoned" in failed[0].error.message and "cancelled" in failed[1].error.message
