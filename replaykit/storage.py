@@ -11,6 +11,8 @@ Vocabulary of statuses (``InstanceRecord.status``):
 * ``pending``   runnable, no worker holds it (new, or woken by a timer/event/message/child/cancel)
 * ``running``   a worker holds it under a lease (``lease_owner``, ``lease_expires_at``)
 * ``waiting``   parked on timers, event waits or message waits; holds no worker
+* ``blocked``   its replay broke (``NonDeterminismError``, in ``error``); holds no worker, is not
+                claimed and not woken until :meth:`Storage.retry_blocked` makes it ``pending``
 * ``completed`` / ``failed`` / ``cancelled``  terminal
 
 and, as *read* (never written by a commit):
@@ -57,7 +59,15 @@ from .core.queues import QueueSpec, QueueStats
 from .core.schedules import Schedule, started_event
 
 InstanceStatus = Literal[
-    "queued", "pending", "running", "waiting", "completed", "failed", "cancelled", "cancelling"
+    "queued",
+    "pending",
+    "running",
+    "waiting",
+    "blocked",
+    "completed",
+    "failed",
+    "cancelled",
+    "cancelling",
 ]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 #: every status an instance can read as, in the order listings show them
@@ -490,6 +500,20 @@ class Storage(Protocol):
         """Put a CancelRequested event into the inbox and wake the instance.
 
         A terminal instance is returned unchanged; an unknown id raises WorkflowNotFound."""
+
+    def block(
+        self, instance_id: str, owner: str, error: Any, *, now: float, token: str | None = None
+    ) -> bool:
+        """Park an instance whose replay broke (``NonDeterminismError``): if ``owner`` holds it
+        (under lease ``token``),
+        store ``error`` (builtins), set the status ``blocked`` and release the lease. A blocked
+        instance is never claimed and nothing wakes it (its inbox still fills) until
+        :meth:`retry_blocked`. False if ``owner`` no longer holds it."""
+
+    def retry_blocked(self, *, now: float, workflows: Sequence[str] | None = None) -> int:
+        """Make every ``blocked`` instance (of ``workflows``, if given) ``pending`` again, its
+        error cleared, so that a worker replays it once more (after a fix is deployed); returns
+        how many."""
 
     def wait_for_wakeup(self, timeout: float) -> bool:
         """Block up to ``timeout`` s for a database notification that work may be available."""

@@ -622,6 +622,33 @@ class SqlStorage(ScheduleSql):
 
         return self._run(work)
 
+    def block(
+        self, instance_id: str, owner: str, error: Any, *, now: float, token: str | None = None
+    ) -> bool:
+        sql = (
+            "UPDATE rk_instances SET status = 'blocked', error = ?, lease_owner = NULL, "
+            "lease_token = NULL, lease_expires_at = NULL, updated_at = ? "
+            f"WHERE instance_id = ? AND {sql_commit.HELD}"
+        )
+        params = (dump_json(error), now, instance_id, owner, token)
+        return self._run(lambda tx: tx.run(sql, *params) > 0)
+
+    def retry_blocked(self, *, now: float, workflows: Sequence[str] | None = None) -> int:
+        if workflows is not None and not workflows:
+            return 0
+        sql = "UPDATE rk_instances SET status = 'pending', error = NULL, updated_at = ? "
+        sql += "WHERE status = 'blocked'"
+        if workflows is not None:
+            sql += f" AND workflow IN ({placeholders(workflows)})"
+
+        def work(tx: SqlTx) -> int:
+            count = tx.run(sql, now, *(workflows or ()))
+            if count:
+                tx.notify("runnable")
+            return count
+
+        return self._run(work)
+
     def _get_locked(self, tx: SqlTx, instance_id: str) -> InstanceRecord | None:
         row = tx.one(
             f"SELECT {INSTANCE_COLUMNS} FROM rk_instances WHERE instance_id = ?{{FOR_UPDATE}}",

@@ -8,7 +8,7 @@ import traceback as _traceback
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ActivityError, WorkflowCancelled, WorkflowTimedOut
+from .errors import ActivityError, NonDeterminismError, WorkflowCancelled, WorkflowTimedOut
 from .history import ErrorInfo
 
 ErrorResolver = Callable[[str], type[BaseException] | None]
@@ -63,4 +63,18 @@ def cancelled(instance_id: str, info: ErrorInfo | None) -> WorkflowCancelled:
     return WorkflowCancelled(f"instance {instance_id!r} was cancelled: {message}", reason=reason)
 
 
-__all__ = ["TIMED_OUT", "ErrorResolver", "cancelled", "error_info", "raise_as"]
+def blocked(instance_id: str, error: Any) -> NonDeterminismError:
+    """What ``result()`` raises for a ``blocked`` instance, from its stored error (builtins)."""
+    found = error if isinstance(error, dict) else {}
+    message = str(found.get("message", error))
+    return NonDeterminismError(
+        f"{message} The instance is blocked: it carries on once a fix is deployed.",
+        instance_id=instance_id,
+        step=int(found.get("step") or 0),
+        expected=str(found.get("expected", "")),
+        actual=str(found.get("actual", "")),
+        location=str(found.get("location", "")),
+    )
+
+
+__all__ = ["TIMED_OUT", "ErrorResolver", "blocked", "cancelled", "error_info", "raise_as"]

@@ -319,6 +319,7 @@ def _instances_table(rows: list[InstanceRecord], title: str) -> Table:
 _STATUS_STYLE = {
     "completed": "green",
     "failed": "red",
+    "blocked": "red",
     "cancelled": "magenta",
     "cancelling": "magenta",
     "waiting": "yellow",

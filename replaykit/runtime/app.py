@@ -27,7 +27,7 @@ from ..core.errors import (
     WorkflowFailed,
     WorkflowNotFound,
 )
-from ..core.failures import cancelled
+from ..core.failures import blocked, cancelled
 from ..core.forking import fork_cut, forked_start
 from ..core.history import ErrorInfo, HistoryEvent, WorkflowStarted, decode_event, encode_event
 from ..core.queues import QueueSpec, QueueStats, queue_spec
@@ -83,6 +83,9 @@ class App(ScheduleClient):
     every ``lease_seconds / 3`` by heartbeats) is only the fallback, for a host that vanished
     from the network: keep it long enough that a live but stalled worker (a GC pause, a busy
     host) still renews its leases in time.
+    A ``blocked`` instance (its replay broke) is replayed again when a worker starts and
+    every ``blocked_retry_interval`` seconds (default 60), so it carries on by itself once a
+    fix is deployed.
 
     Test hooks (both default to the real thing): ``clock`` is where the App reads the time
     (``time()``: timers, leases, the ``at`` of history events, ``Now()``), and ``values`` gives
@@ -113,6 +116,7 @@ class App(ScheduleClient):
         outbox_options: dict[str, Any] | None = None,
         owner: str | None = None,
         storage_options: dict[str, Any] | None = None,
+        blocked_retry_interval: float = 60.0,
     ) -> None:
         self.database = database
         self.registry = registry or default_registry
@@ -125,6 +129,7 @@ class App(ScheduleClient):
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.liveness_interval = liveness_interval
+        self.blocked_retry_interval = blocked_retry_interval
         self.auto_migrate = auto_migrate
         self.clock: Clock = clock or SystemClock()
         self.values: Values = values or SYSTEM_VALUES
@@ -192,6 +197,7 @@ class App(ScheduleClient):
                 owner=f"{self.owner}-{uuid.uuid4().hex[:6]}",
                 on_finished=self._on_finished,
                 values=self.values,
+                blocked_retry_interval=self.blocked_retry_interval,
             )
             self.worker.queues = sorted(self.queues)
             self.worker.start()
@@ -428,7 +434,8 @@ class App(ScheduleClient):
         """Wait until the instance ends; return its result or raise its failure.
 
         Raises WorkflowFailed (with the error's type name and message), WorkflowCancelled,
-        WorkflowTimedOut (its deadline passed), or TimeoutError when ``timeout`` seconds pass
+        WorkflowTimedOut (its deadline passed), NonDeterminismError as soon as the instance is
+        ``blocked`` (its replay broke), or TimeoutError when ``timeout`` seconds pass
         first.
         """
         deadline = None if timeout is None else self.clock.time() + timeout
@@ -440,6 +447,8 @@ class App(ScheduleClient):
             record = record or self.status(instance_id)
             if record.status in TERMINAL_STATUSES:
                 return self._outcome(record)
+            if record.status == "blocked":
+                raise blocked(record.instance_id, record.error)
             remaining = None if deadline is None else deadline - self.clock.time()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(

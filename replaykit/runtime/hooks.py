@@ -27,6 +27,9 @@ class Hooks:
         """The instance parked on timers/events/messages and released its worker."""
 
     def workflow_completed(self, instance_id: str, workflow: str) -> None: ...
+    def workflow_blocked(self, instance_id: str, workflow: str, error: BaseException) -> None:
+        """Replay broke (``NonDeterminismError``): the instance is ``blocked`` until a fix."""
+
     def workflow_failed(self, instance_id: str, workflow: str, error: Any) -> None: ...
     def workflow_cancelled(self, instance_id: str, workflow: str) -> None: ...
     def activity_started(self, instance_id: str, step: int, name: str, attempt: int) -> None: ...
@@ -77,6 +80,9 @@ class LoggingHooks(Hooks):
 
     def workflow_failed(self, instance_id: str, workflow: str, error: Any) -> None:
         self._info(f"workflow {workflow} failed: {error}", instance_id, workflow)
+
+    def workflow_blocked(self, instance_id: str, workflow: str, error: BaseException) -> None:
+        self._info(f"workflow {workflow} blocked: {error}", instance_id, workflow)
 
     def activity_completed(
         self, instance_id: str, step: int, name: str, attempt: int, duration: float

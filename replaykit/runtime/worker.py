@@ -31,9 +31,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..core.codec import to_builtins
 from ..core.definitions import Registry
 from ..core.effects import Values
-from ..core.errors import LeaseLost, ReplayKitError, StorageError
+from ..core.errors import LeaseLost, NonDeterminismError, ReplayKitError, StorageError
+from ..core.failures import error_info
 from ..core.history import WorkflowStarted
 from ..storage import InboxItem, InstanceRecord, Storage, WorkerHold
 from .activities import AsyncRunner
@@ -82,6 +84,7 @@ class Worker:
         owner: str | None = None,
         on_finished: Callable[[InstanceExecutor], None] | None = None,
         values: Values = SYSTEM_VALUES,
+        blocked_retry_interval: float = 60.0,
     ) -> None:
         self.storage = storage
         self.registry = registry
@@ -112,6 +115,8 @@ class Worker:
         #: the queues this worker admits instances of (``App.queue`` declares them)
         self.queues: list[str] = []
         self._admit_again_at: float | None = None
+        self.blocked_retry_interval = blocked_retry_interval
+        self._next_blocked_retry = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -121,6 +126,8 @@ class Worker:
         self._hold = self.storage.register_worker(self.owner, now=self.clock.time())
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="replaykit-run")
         self._reap()  # a restarted process takes over its dead predecessor's instances now
+        self._next_blocked_retry = 0.0
+        self._retry_blocked(self.clock.time())  # a start may be the deploy of a fix
         loops: list[tuple[str, Callable[[], None]]] = [
             ("dispatcher", self._dispatch_loop),
             ("timers", self._timer_loop),
@@ -238,24 +245,70 @@ class Worker:
         run: tuple[list[bytes], list[InboxItem]] | None,
     ) -> None:
         instance_id = record.instance_id
+        blocked = False
         try:
             executor = InstanceExecutor(self, record, started=started, preloaded=run)
             with self._lock:
                 self._active[instance_id] = executor
             executor.run()
+        except NonDeterminismError as exc:
+            blocked = self._block(record, exc)
         except LeaseLost:
             log.warning("lease on %s lost; another worker took it over", instance_id)
         except StorageError:
             log.exception("database error while running %s; releasing it", instance_id)
             self.release(instance_id)
         except Exception:
-            # A broken replay (NonDeterminismError) or a bug: keep the lease so the instance is
-            # retried only when the lease expires (after a fix is deployed), never in a hot loop.
+            # A bug: keep the lease so the instance is retried only when the lease expires
+            # (after a fix is deployed), never in a hot loop.
             log.exception(
                 "instance %s cannot run; it is retried when its lease expires", instance_id
             )
         finally:
             self._free(instance_id)
+        if blocked and self._on_finished is not None:
+            self._on_finished(executor)  # wake result() waiting for it in this process
+
+    def _block(self, record: InstanceRecord, exc: NonDeterminismError) -> bool:
+        """Park an instance whose replay broke as ``blocked``, with the mismatch as its error:
+        retried when a worker starts and every ``blocked_retry_interval`` (after a fix)."""
+        log.error(
+            "instance %s is blocked: %s (it is replayed again when a worker starts and every "
+            "%g s: deploy a fix)",
+            record.instance_id,
+            exc,
+            self.blocked_retry_interval,
+        )
+        error = to_builtins(error_info(exc, retryable=False))
+        error.update(step=exc.step, expected=exc.expected, actual=exc.actual, location=exc.location)
+        try:
+            done = self.storage.block(
+                record.instance_id,
+                self.owner,
+                error,
+                now=self.clock.time(),
+                token=record.lease_token,
+            )
+        except ReplayKitError:
+            log.exception("could not mark %s blocked", record.instance_id)
+            return False
+        if done:
+            self.hooks.emit("workflow_blocked", record.instance_id, record.workflow, exc)
+        return done
+
+    def _retry_blocked(self, now: float) -> None:
+        """Replay blocked instances again: at start (a deploy) and every interval."""
+        if now < self._next_blocked_retry:
+            return
+        self._next_blocked_retry = now + self.blocked_retry_interval
+        try:
+            count = self.storage.retry_blocked(now=now, workflows=sorted(self.registry.workflows))
+        except ReplayKitError:
+            log.exception("retrying blocked instances failed")
+            return
+        if count:
+            log.info("replaying %d blocked instance(s) again", count)
+            self._wake.set()
 
     def release(self, instance_id: str) -> None:
         try:
@@ -358,6 +411,7 @@ class Worker:
         while not self.stopping:
             self._timer_wake.clear()
             now = self.clock.time()
+            self._retry_blocked(now)
             try:
                 woken = self.storage.fire_due_timers(now=now)
                 started, next_tick = fire_schedules(self.storage, now)  # schedules tick here too

@@ -12,7 +12,7 @@ from ..core.codec import to_builtins
 from ..core.commands import check_timeout
 from ..core.definitions import Registry, Workflow, default_registry
 from ..core.effects import Send, SetTimer, deadline_timer
-from ..core.errors import InvalidInput, WorkflowNotFound
+from ..core.errors import InvalidInput, NonDeterminismError, WorkflowNotFound
 from ..core.forking import fork_cut, forked_start, renewed_subscriptions
 from ..core.history import Event, EventData, Message, WorkflowStarted
 from ..core.interpreter import Interpreter
@@ -151,6 +151,10 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
     def resume(self, wf: Workflow[Any, Any], history: list[Event]) -> TestRun:
         """Rebuild an instance from recorded ``history`` (as after a crash) and continue it.
 
+        When ``wf`` no longer replays ``history`` the run is ``blocked`` (as a worker leaves it):
+        ``run.status == "blocked"``, ``run.blocked`` holds the ``NonDeterminismError`` and
+        ``run.result()`` raises it; resuming with fixed code carries on.
+
         In a fresh environment the instance has nothing stored but its history. Resuming an
         instance of this environment (``env.resume(new_code, run.history)``) is what a worker of
         a new deploy does: the timers, waits, children and inbox stored for it stay, and its
@@ -167,7 +171,11 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
             version=None if old is None else old.version,
         )
         run.run_number = first.run
-        return self._rebuild(run, history, _issue_times(wf, history, self.registry))
+        try:
+            issued = _issue_times(wf, history, self.registry)
+        except NonDeterminismError:
+            issued = {}  # the replay in _rebuild breaks the same way: the run is blocked
+        return self._rebuild(run, history, issued)
 
     def fork(self, instance_id: str, *, step: int, new_id: str | None = None) -> TestRun:
         """A new instance from ``instance_id``'s history up to ``step``, run by the code now
@@ -198,11 +206,18 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         command at the time it was issued, else now) and run on."""
         self.runs[run.instance_id] = run
         run.history = list(history)
-        run.decision = run.interpreter.feed(history, replaying=True)
+        try:
+            run.decision = run.interpreter.feed(history, replaying=True)
+        except NonDeterminismError as exc:  # as a worker does: blocked until a fixed resume
+            run.blocked = exc
+            self.store.create(run.instance_id, None)
+            self.store.block(run.instance_id)
+            return run
         due = run.interpreter.deadline_ahead  # still to come
         self.store.create(
             run.instance_id, None, deadline=None if due is None else deadline_timer(due)
         )
+        self.store.hold(run.instance_id)  # a blocked instance runs again
         self.clock.now = max(self.clock.now, history[-1].at)
         for renewed in renewed_subscriptions(history[0], run.interpreter.subscriptions):
             self._do(run, renewed)

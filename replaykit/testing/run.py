@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from ..core.decisions import Decision, ScheduledCommand
 from ..core.definitions import Registry, Workflow
 from ..core.effects import Finish, Planner, Values
-from ..core.errors import ReplayKitError, WorkflowFailed
+from ..core.errors import NonDeterminismError, ReplayKitError, WorkflowFailed
 from ..core.failures import cancelled
 from ..core.history import Event
 from ..core.interpreter import Interpreter
@@ -102,6 +102,8 @@ class TestRun:
         self.todo: deque[ScheduledCommand] = deque()
         self.activities: deque[ScheduledCommand] = deque()
         self.step = MemoryStep()
+        #: the mismatch that blocked this run (see ``WorkflowEnvironment.resume``)
+        self.blocked: NonDeterminismError | None = None
 
     # -- status -----------------------------------------------------------------------------
 
@@ -116,7 +118,10 @@ class TestRun:
 
     @property
     def status(self) -> str:
-        """The decision's status, or ``queued`` while its queue has not admitted it."""
+        """The decision's status, ``queued`` while its queue has not admitted it, or
+        ``blocked`` when its replay broke."""
+        if self.blocked is not None:
+            return "blocked"
         if self.env.store.instances[self.instance_id].status == "queued":
             return "queued"
         return self.decision.status
@@ -147,6 +152,8 @@ class TestRun:
 
     def run_to_completion(self, *, max_seconds: float = 10 * 365 * 86400.0) -> TestRun:
         """Run, jumping the clock from timer to timer, until this instance ends."""
+        if self.blocked is not None:
+            raise self.blocked
         self.env.run_until_idle()
         while not self.finished:
             if not self.env.fire_next_timer(limit=self.env.clock.now + max_seconds):

@@ -174,6 +174,16 @@ class MemoryStore:
     def _runnable(self, instance_id: str, now: float) -> None:
         heapq.heappush(self.runnable, (now, instance_id))
 
+    def block(self, instance_id: str) -> None:
+        """Replay broke: nothing runs or wakes the instance (its inbox still fills)."""
+        self.instances[instance_id].status = "blocked"
+
+    def hold(self, instance_id: str) -> None:
+        """A blocked instance resumed from its history (with fixed code) runs again."""
+        instance = self.instances[instance_id]
+        if instance.status == "blocked":
+            instance.status = "running"
+
     def next_runnable(self) -> str | None:
         """The next pending instance, now running (None: nothing to run)."""
         while self.runnable:

@@ -19,6 +19,7 @@ from replaykit import (
     Command,
     Interpreter,
     Message,
+    NonDeterminismError,
     Now,
     Publish,
     Random,
@@ -612,3 +613,32 @@ def test_an_activity_past_its_timeout_fails_with_activity_timeout_in_the_environ
     failed = [e for e in run.history if isinstance(e, ActivityFailed)]
     assert [e.name for e in failed] == ["te_slow_sync", "te_slow_async"]
     assert "abandoned" in failed[0].error.message and "cancelled" in failed[1].error.message
+
+
+# -- a broken replay blocks the run, as a worker does ----------------------------------------------
+
+
+def test_a_resume_that_no_longer_replays_is_blocked_until_fixed_code_resumes_it() -> None:
+    @workflow(name="te_versions")
+    def before(ctx: Any) -> Generator[Command, Any, str]:
+        yield Sleep(10)
+        yield WaitEvent("go")
+        return "done"
+
+    @workflow(name="te_versions")
+    def broken(ctx: Any) -> Generator[Command, Any, str]:
+        yield WaitEvent("go")  # a changed first step
+        return "done"
+
+    env = WorkflowEnvironment()
+    run = env.start(before, instance_id="v1")
+    run.advance(10)
+    stuck = env.resume(broken, run.history)
+    assert stuck.status == "blocked"
+    assert isinstance(stuck.blocked, NonDeterminismError) and stuck.blocked.step == 1
+    with pytest.raises(NonDeterminismError, match="step 1"):
+        stuck.result()
+    env.send_event("go", instance_id="v1")  # kept: nothing runs a blocked instance
+    assert stuck.status == "blocked"
+    fixed = env.resume(before, run.history)
+    assert fixed.result() == "done"

@@ -71,6 +71,34 @@ def test_show_prints_the_history_with_durations_retries_and_errors(
     assert kinds == ["WorkflowStarted", "ActivityCompleted", "ActivityCompleted"]
 
 
+def test_list_and_show_a_blocked_instance_with_its_mismatch(
+    populated: tuple[App, dict[str, str]], database_url: str
+) -> None:
+    from replaykit.core.history import WorkflowStarted, encode_event
+    from replaykit.storage import InstanceRecord
+
+    app, _ = populated
+    started = WorkflowStarted(workflow="ops_retired", instance_id="blk-1", at=time.time())
+    record = InstanceRecord(
+        instance_id="blk-1",
+        workflow="ops_retired",  # no worker runs it: it stays blocked
+        status="running",
+        lease_owner="cli-test",
+        lease_expires_at=time.time() + 60,
+        created_at=time.time(),
+        updated_at=time.time(),
+    )
+    app.storage.create_instance(record, encode_event(started))
+    message = "instance 'blk-1' step 1: history has ActivityCall 'a', code yielded Sleep at x.py:3"
+    error = {"type": "replaykit.core.errors.NonDeterminismError", "message": message, "step": 1}
+    assert app.storage.block("blk-1", "cli-test", error, now=time.time())
+    listed = as_json(database_url, "list", "--status", "blocked")
+    assert [r["instance_id"] for r in listed] == ["blk-1"]  # type: ignore[union-attr, index]
+    code, out = invoke(database_url, "show", "blk-1")
+    assert code == 0 and "blocked" in out
+    assert "NonDeterminismError: instance 'blk-1' step 1: history has ActivityCall" in out
+
+
 def test_show_reads_archived_runs_of_a_recurring_workflow(
     populated: tuple[App, dict[str, str]], database_url: str
 ) -> None:

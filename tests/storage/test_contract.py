@@ -810,6 +810,28 @@ def test_cancel(storage: Storage) -> None:
     assert unchanged.status == "completed" and storage.load_inbox("done") == []
 
 
+def test_a_blocked_instance_is_not_claimed_or_woken_until_retried(storage: Storage) -> None:
+    running(storage, "a")
+    error = {"type": "NonDeterminismError", "message": "step 1: ...", "step": 1}
+    held = storage.get_instance("a")
+    assert held is not None
+    assert storage.block("a", "someone-else", error, now=2.0, token=held.lease_token) is False
+    assert storage.block("a", OWNER, error, now=2.0, token="an-older-claim") is False
+    assert storage.block("a", OWNER, error, now=2.0, token=held.lease_token) is True
+    record = storage.get_instance("a")
+    assert record is not None and (record.status, record.lease_owner) == ("blocked", None)
+    assert record.error == error
+    storage.send_event(StoredEvent(type="go", target="a"), now=3.0)
+    assert storage.claim(OWNER, limit=5, lease_seconds=LEASE, now=4.0) == []
+    assert [r.instance_id for r in storage.list_instances(status="blocked")] == ["a"]
+    assert storage.retry_blocked(now=5.0, workflows=["other"]) == 0
+    assert storage.retry_blocked(now=5.0, workflows=["wf"]) == 1
+    again = storage.get_instance("a")
+    assert again is not None and (again.status, again.error) == ("pending", None)
+    [claimed] = storage.claim(OWNER, limit=5, lease_seconds=LEASE, now=6.0)
+    assert claimed.instance_id == "a"
+
+
 def test_terminal_status_drops_waits_timers_and_subscriptions(storage: Storage) -> None:
     running(storage, "a")
     subscribe(storage, "a", "news")
