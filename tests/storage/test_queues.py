@@ -185,6 +185,7 @@ def test_cancelling_a_queued_instance_makes_it_runnable(storage: Storage) -> Non
     enqueue(storage, "b", now=2.0)
     admit(storage)
     storage.request_cancel("b", "no", now=12.0)
-    stored = storage.get_instance("b")
-    assert stored is not None and stored.status == "pending"
+    stored = storage.get_instance("b")  # runnable (stored as pending), reads cancelling
+    assert stored is not None and stored.status == "cancelling"
+    assert [r.instance_id for r in storage.list_instances(status="cancelling")] == ["b"]
     assert len(storage.load_inbox("b")) == 1
