@@ -256,6 +256,19 @@ def test_the_code_version_shows_in_the_list_and_on_the_instance_page(
     assert f'<dd class="mono" id="version">{order.version}</dd>' in page
 
 
+def test_an_instance_that_timed_out_shows_its_deadline_and_the_timeout(
+    client: TestClient, populated: tuple[App, dict[str, str]]
+) -> None:
+    app, _ = populated
+    order = {"sku": "kite", "amount": 4.0, "wait": True}
+    app.start_workflow("ops_order", order, instance_id="viewer-late", timeout=0.3)
+    wait_for_status(app, "viewer-late", "cancelled")
+    page = client.get("/instances/viewer-late").text
+    assert '<dt>deadline</dt><dd id="deadline">' in page
+    assert "(deadline " in page and "timed out: its deadline (" in page
+    assert "WorkflowTimedOut" in page
+
+
 def test_the_fork_action_reruns_an_instance_from_a_step_when_allowed(
     client: TestClient, populated: tuple[App, dict[str, str]]
 ) -> None:

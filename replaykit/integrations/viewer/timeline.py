@@ -135,7 +135,11 @@ def _detail(event: HistoryEvent) -> tuple[str, ErrorInfo | None]:
             extra = f" (run {run}, continued from {prev})" if prev else ""
             if origin is not None:
                 extra += f" (forked from {origin} at step {event.forked_step})"
+            if event.deadline is not None:
+                extra += f" (deadline {when(event.deadline)} UTC)"
             return f"input {compact(value)}{extra}", None
+        case CancelRequested(reason=reason, timed_out=True):
+            return f"timed out: {reason or '-'}", None
         case CancelRequested(reason=reason):
             return f"reason: {reason or '-'}", None
         case ActivityFailed(error=err) | ChildFailed(error=err) | CompensationFailed(error=err):
