@@ -21,6 +21,7 @@ import msgspec
 from .codec import PLAIN_TYPES, fingerprint, to_builtins
 from .errors import InvalidInput
 from .retry import RetryPolicy
+from .validation import check_id, check_seconds, check_text
 
 R = TypeVar("R")
 
@@ -99,9 +100,7 @@ class Sleep(Command, frozen=True):
     seconds: float
 
     def __post_init__(self) -> None:
-        if self.seconds < 0:
-            raise ValueError("Sleep seconds must not be negative")
-        _set(self, "seconds", float(self.seconds))
+        _set(self, "seconds", check_seconds(self.seconds, "Sleep seconds"))
 
 
 class SleepUntil(Command, frozen=True):
@@ -114,6 +113,15 @@ class SleepUntil(Command, frozen=True):
             if self.until.tzinfo is None:
                 raise ValueError("SleepUntil needs a timezone-aware datetime")
             _set(self, "until", self.until.timestamp())
+        elif isinstance(self.until, bool) or not isinstance(self.until, int | float):
+            raise InvalidInput(
+                f"SleepUntil until must be a datetime or a timestamp, not {self.until!r}",
+                argument="until",
+            )
+        elif not math.isfinite(self.until):
+            raise InvalidInput(
+                f"SleepUntil until must be finite, not {self.until!r}", argument="until"
+            )
         else:
             _set(self, "until", float(self.until))
 
@@ -133,6 +141,10 @@ class WaitEvent(Command, frozen=True):
     type: str
     timeout: float | None = None
     match: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        check_id(self.type, "WaitEvent type")
+        check_seconds(self.timeout, "WaitEvent timeout", optional=True)
 
     def identity(self) -> tuple[str, str, str]:
         return ("WaitEvent", self.type, "")
@@ -182,6 +194,10 @@ class Receive(Command, frozen=True):
     channel: str
     timeout: float | None = None
 
+    def __post_init__(self) -> None:
+        check_text(self.channel, "Receive channel")
+        check_seconds(self.timeout, "Receive timeout", optional=True)
+
     def identity(self) -> tuple[str, str, str]:
         return ("Receive", self.channel, "")
 
@@ -193,6 +209,9 @@ class SendTo(Command, frozen=True):
     channel: str
     data: Any = None
     metadata: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        check_id(self.instance_id, "SendTo instance_id")
 
     def identity(self) -> tuple[str, str, str]:
         return ("SendTo", self.channel, "")
@@ -229,6 +248,8 @@ class StartChild(Command, Generic[R], frozen=True):
                 f"StartChild parent_close must be one of {', '.join(PARENT_CLOSE_POLICIES)}, "
                 f"not {self.parent_close!r}"
             )
+        if self.instance_id is not None:
+            check_id(self.instance_id, "StartChild instance_id")
 
     def identity(self) -> tuple[str, str, str]:
         return ("StartChild", self.workflow, "")

@@ -68,6 +68,7 @@ from .history import (
     WorkflowStarted,
 )
 from .matching import PATCH_MARKER
+from .validation import check_id
 
 # -- effects ------------------------------------------------------------------------------------
 
@@ -419,6 +420,7 @@ def _start_child(p: Planner, sc: ScheduledCommand, now: float) -> Plan:
     step = sc.step
     child_id = c.instance_id or p.child_id(step)
     try:
+        check_id(child_id, "child instance id")  # "<parent id>/<step>" may pass the limit
         child = p.registry.workflow(c.workflow)
         raw_input = child.encode_input(c.input) if child.takes_input else None
     except (UnknownWorkflow, InvalidInput) as exc:

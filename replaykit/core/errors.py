@@ -208,7 +208,13 @@ class DuplicateQueueKey(ReplayKitError):
 
 
 class InvalidInput(ReplayKitError, ValueError):
-    """A value could not be encoded to, or decoded from, its declared type."""
+    """A value could not be encoded to, or decoded from, its declared type, or cannot work where
+    it was given (an empty or too long id, a NaN timeout); ``argument`` names the argument when
+    one argument is at fault."""
+
+    def __init__(self, message: str, *, argument: str = "") -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class StepOutOfRange(InvalidInput, IndexError):

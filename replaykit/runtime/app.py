@@ -31,6 +31,7 @@ from ..core.failures import blocked, cancelled
 from ..core.forking import fork_cut, forked_start
 from ..core.history import ErrorInfo, HistoryEvent, WorkflowStarted, decode_event, encode_event
 from ..core.queues import QueueSpec, QueueStats, queue_spec
+from ..core.validation import check_count, check_event, check_id, check_seconds, check_text
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
 from .clock import SYSTEM_VALUES, Clock, SystemClock
 from .executor import timer_spec
@@ -125,9 +126,9 @@ class App(ScheduleClient):
         for act in activities:
             self.registry.add_activity(act)
         self.run_workers = workers
-        self.concurrency = concurrency
-        self.lease_seconds = lease_seconds
-        self.poll_interval = poll_interval
+        self.concurrency = check_count(concurrency, "concurrency", minimum=1)
+        self.lease_seconds: float = check_seconds(lease_seconds, "lease_seconds", positive=True)
+        self.poll_interval: float = check_seconds(poll_interval, "poll_interval", positive=True)
         self.liveness_interval = liveness_interval
         self.blocked_retry_interval = blocked_retry_interval
         self.auto_migrate = auto_migrate
@@ -339,13 +340,15 @@ class App(ScheduleClient):
         timeout: float | None = None,
     ) -> tuple[Workflow[Any, R], str, WorkflowStarted]:
         """The workflow, the instance id and the WorkflowStarted event of a new instance (its
-        ``deadline`` set ``timeout`` seconds from now)."""
+        ``deadline`` set ``timeout`` seconds from now); InvalidInput for an input that does not
+        encode or an invalid ``instance_id`` (see ``replaykit.core.validation``),
+        UnknownWorkflow, before anything is stored."""
+        if instance_id is not None:
+            check_id(instance_id)
         wf = self._workflow(workflow)
         raw = wf.encode_input(input) if wf.takes_input else None
         seconds = None if timeout is None else check_timeout(timeout, "timeout")
         instance_id = instance_id or uuid.uuid4().hex
-        if not instance_id or len(instance_id) > 200:
-            raise InvalidInput("instance_id must be a non-empty string of at most 200 characters")
         now = self.clock.time()
         deadline = None if seconds is None else now + seconds
         started = WorkflowStarted(
@@ -425,7 +428,7 @@ class App(ScheduleClient):
 
     def status(self, instance_id: str) -> InstanceRecord:
         """The instance's record; raises WorkflowNotFound."""
-        record = self.storage.get_instance(instance_id)
+        record = self.storage.get_instance(check_id(instance_id))
         if record is None:
             raise WorkflowNotFound(f"no workflow instance with id {instance_id!r}")
         return record
@@ -438,6 +441,8 @@ class App(ScheduleClient):
         ``blocked`` (its replay broke), or TimeoutError when ``timeout`` seconds pass
         first.
         """
+        check_id(instance_id)
+        timeout = check_seconds(timeout, "timeout", optional=True)
         deadline = None if timeout is None else self.clock.time() + timeout
         delay = 0.002
         while True:
@@ -516,6 +521,8 @@ class App(ScheduleClient):
     def cancel(self, instance_id: str, reason: str = "") -> InstanceRecord:
         """Ask an instance to cancel: the workflow gets WorkflowCancelled at its current yield
         and its compensations run. A finished instance is returned unchanged."""
+        check_id(instance_id)
+        check_text(reason, "reason")
         record = self.storage.request_cancel(instance_id, reason, now=self.clock.time())
         self._wake()
         return record
@@ -549,6 +556,7 @@ class App(ScheduleClient):
             extensions=dict(extensions or {}),
             target=instance_id,
         )
+        check_event(event, instance_id)
         handoff = getattr(self.storage, "send_event_and_claim", None)
         worker = self.worker
         if (
@@ -592,7 +600,7 @@ class App(ScheduleClient):
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Send a message on ``channel`` directly to one instance."""
-        if self.storage.get_instance(instance_id) is None:
+        if self.storage.get_instance(check_id(instance_id)) is None:
             raise WorkflowNotFound(f"cannot send a message: no instance {instance_id!r}")
         self._publish(channel, data, metadata, target=instance_id)
 
@@ -616,7 +624,7 @@ class App(ScheduleClient):
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The instance's record, or None for an unknown id (:meth:`status` raises instead)."""
-        return self.storage.get_instance(instance_id)
+        return self.storage.get_instance(check_id(instance_id))
 
     def list_instances(
         self,
@@ -629,6 +637,12 @@ class App(ScheduleClient):
         created_after: float | None = None,
     ) -> list[InstanceRecord]:
         """Instances, newest first, filtered by workflow name, status and creation time."""
+        check_text(workflow, "workflow", optional=True)
+        check_text(status, "status", optional=True)
+        check_count(limit, "limit")
+        check_count(offset, "offset")
+        check_seconds(created_before, "created_before", optional=True)
+        check_seconds(created_after, "created_after", optional=True)
         return self.storage.list_instances(
             workflow=workflow,
             status=status,

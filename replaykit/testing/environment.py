@@ -17,6 +17,7 @@ from ..core.forking import fork_cut, forked_start, renewed_subscriptions
 from ..core.history import Event, EventData, Message, WorkflowStarted
 from ..core.interpreter import Interpreter
 from ..core.queues import QueueSpec, QueueStats, queue_spec
+from ..core.validation import check_event, check_id
 from .activity import OutboxRecorder
 from .clock import DEFAULT_START, VirtualClock
 from .executor import MemoryExecutor, SeededValues
@@ -71,6 +72,8 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         """Start ``wf`` with ``input`` and run it until it waits or ends (the same
         ``instance_id`` twice gives the same run). ``timeout``: as ``App.start_workflow``'s,
         in virtual time."""
+        if instance_id is not None:
+            check_id(instance_id)
         raw = wf.encode_input(input) if wf.takes_input else None
         seconds = None if timeout is None else check_timeout(timeout, "timeout")
         instance_id = instance_id or f"{wf.name}-{len(self.runs) + 1}"
@@ -117,6 +120,8 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         if isinstance(queue, QueueSpec):
             self.store.queues.specs.setdefault(queue.name, queue)
             queue = queue.name
+        if instance_id is not None:
+            check_id(instance_id)
         raw = wf.encode_input(input) if wf.takes_input else None
         instance_id = instance_id or f"{wf.name}-{len(self.runs) + 1}"
         if instance_id in self.runs:
@@ -304,6 +309,7 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
             time=time,
             extensions=dict(extensions or {}),
         )
+        check_event(event, instance_id)
         stored = self.store.send_event(event, instance_id, self.clock.now)
         self.run_until_idle()
         return stored
