@@ -491,6 +491,17 @@ class Storage(Protocol):
         created before it arrived (broadcast) or of the target. Each instance receives a given
         event at most once. Returns (stored? (False for a duplicate), woken ids)."""
 
+    def send_batch(
+        self,
+        batch: Sequence[tuple[StoredEvent, Sequence[tuple[InstanceRecord, bytes]]]],
+        *,
+        now: float,
+    ) -> tuple[list[bool], list[str]]:
+        """In ONE transaction, for each (event, starts) in order: :meth:`send_event` the event,
+        then :meth:`create_instance` each (record, started event) of ``starts`` (an existing id
+        is left as it is). All or nothing: an error (an unknown target: WorkflowNotFound) stores
+        none of it. Returns (stored? per event, woken ids)."""
+
     def publish(self, message: PublishSpec, *, now: float) -> list[str]:
         """Store a channel message and deliver it: broadcast subscribers each get it once,
         competing subscribers share it (exactly one gets it), a ``target`` gets it alone.

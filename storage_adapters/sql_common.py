@@ -594,6 +594,24 @@ class SqlStorage(ScheduleSql):
     def send_event(self, event: StoredEvent, *, now: float) -> tuple[bool, list[str]]:
         return self._run(lambda tx: sql_delivery.send_event(tx, event, now=now))
 
+    def send_batch(
+        self,
+        batch: Sequence[tuple[StoredEvent, Sequence[tuple[InstanceRecord, bytes]]]],
+        *,
+        now: float,
+    ) -> tuple[list[bool], list[str]]:
+        def work(tx: SqlTx) -> tuple[list[bool], list[str]]:
+            stored, woken = [], []
+            for event, starts in batch:
+                new, event_woken = sql_delivery.send_event(tx, event, now=now)
+                stored.append(new)
+                woken.extend(event_woken)
+                for record, started in starts:
+                    sql_steps.insert_instance(tx, record, started)
+            return stored, woken
+
+        return self._run(work)
+
     def publish(self, message: PublishSpec, *, now: float) -> list[str]:
         return self._run(lambda tx: sql_delivery.publish(tx, message, now=now)[1])
 

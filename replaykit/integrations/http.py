@@ -43,6 +43,7 @@ from starlette.routing import Route
 
 from ..core.errors import InvalidInput, ReplayKitError, UnknownWorkflow, WorkflowNotFound
 from ..core.history import EventData
+from ..core.validation import check_event, check_json, check_text
 from ..runtime.app import App
 from ..runtime.intake import StartOn, provide_intake
 
@@ -93,12 +94,26 @@ def _json_body(body: bytes) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise BadEvent(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadEvent("the body is JSON nested too deep") from None
+
+
+def _check_values(attrs: dict[str, Any], where: str) -> None:
+    """Refuse NUL, lone surrogates and nesting past MAX_DEPTH in any attribute (and the data)
+    before the SDK parses them again (its ``json`` would overflow the stack on deep nesting)."""
+    try:
+        for name, value in attrs.items():
+            check_text(name, "an attribute name")
+            check_json(value, "data" if name == "data" else name)
+    except InvalidInput as exc:
+        raise BadEvent(f"{where}{exc}") from None
 
 
 def _structured(attrs: Any, *, where: str = "") -> EventData:
     if not isinstance(attrs, dict):
         raise BadEvent(f"{where}a structured CloudEvent must be a JSON object")
     _check_required(attrs, where)
+    _check_values(attrs, where)
     body = msgspec.json.encode(attrs)
     message = ce_http.HTTPMessage(headers={"content-type": STRUCTURED}, body=body)
     return _to_event_data(_parse(message, where), where)
@@ -108,8 +123,10 @@ def _binary(headers: dict[str, str], body: bytes) -> EventData:
     attrs = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
     _check_required(attrs, "")
     content_type = headers.get("content-type")
+    _check_values(attrs, "")
     if body and _JSON_DATA.match(content_type or "application/json"):
-        _json_body(body)  # the SDK would silently keep bad JSON as a string
+        # the SDK would silently keep bad JSON as a string
+        _check_values({"data": _json_body(body)}, "")
     message = ce_http.HTTPMessage(headers=headers, body=body)
     return _to_event_data(_parse(message, ""), "")
 
@@ -130,6 +147,8 @@ def _parse(message: ce_http.HTTPMessage, where: str) -> BaseCloudEvent:
         return ce_http.from_http(message, _FORMAT)
     except (BaseCloudEventException, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise BadEvent(f"{where}invalid CloudEvent: {exc}") from None
+    except RecursionError:
+        raise BadEvent(f"{where}invalid CloudEvent: nested too deep") from None
 
 
 def _to_event_data(event: BaseCloudEvent, where: str) -> EventData:
@@ -168,28 +187,27 @@ def _handlers_for(app: App, extra: Iterable[StartOn], type: str) -> list[StartOn
 def deliver(app: App, events: list[EventData], handlers: Iterable[StartOn] = ()) -> list[bool]:
     """Store ``events`` (and start their handlers' workflows); True per newly stored event.
 
-    Every handler's input is checked before anything is stored (InvalidInput/UnknownWorkflow),
-    and a target instance must exist (WorkflowNotFound).
+    Every event, and every handler's input and instance id, is checked before anything is
+    stored (InvalidInput/UnknownWorkflow), and a target instance must exist (WorkflowNotFound).
+    A batch (several events) is stored in one transaction: all or nothing.
     """
     handlers = list(handlers)
     registry = app.registry
+    targets = [_target(ev) for ev in events]
+    for ev, target in zip(events, targets, strict=True):
+        check_event(ev, target)
     plans = [
         [h.prepare(registry, ev) for h in _handlers_for(app, handlers, ev.type)] for ev in events
     ]
-    # A lone event's target is checked by storing it (WorkflowNotFound, nothing stored); a batch
-    # checks every target first, so that it is stored all or nothing.
-    for ev in events if len(events) > 1 else ():
-        target = ev.extensions.get(TARGET_EXTENSION)
-        if target is not None and app.get_instance(str(target)) is None:
-            raise WorkflowNotFound(f"event {ev.id!r} targets unknown instance {target!r}")
+    if len(events) > 1:
+        return app.send_events(events, targets=targets, starts=plans)
     stored = []
-    for ev, starts in zip(events, plans, strict=True):
-        target = ev.extensions.get(TARGET_EXTENSION)
+    for ev, target, starts in zip(events, targets, plans, strict=True):
         stored.append(
             app.send_event(
                 ev.type,
                 ev.data,
-                instance_id=None if target is None else str(target),
+                instance_id=target,
                 source=ev.source,
                 id=ev.id,
                 subject=ev.subject,
@@ -200,6 +218,11 @@ def deliver(app: App, events: list[EventData], handlers: Iterable[StartOn] = ())
         for wf, value, instance_id in starts:
             app.start_workflow(wf, value, instance_id=instance_id)
     return stored
+
+
+def _target(event: EventData) -> str | None:
+    target = event.extensions.get(TARGET_EXTENSION)
+    return None if target is None else str(target)
 
 
 class _Intake:

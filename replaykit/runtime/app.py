@@ -29,7 +29,14 @@ from ..core.errors import (
 )
 from ..core.failures import blocked, cancelled
 from ..core.forking import fork_cut, forked_start
-from ..core.history import ErrorInfo, HistoryEvent, WorkflowStarted, decode_event, encode_event
+from ..core.history import (
+    ErrorInfo,
+    EventData,
+    HistoryEvent,
+    WorkflowStarted,
+    decode_event,
+    encode_event,
+)
 from ..core.queues import QueueSpec, QueueStats, queue_spec
 from ..core.validation import check_count, check_event, check_id, check_seconds, check_text
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
@@ -585,6 +592,59 @@ class App(ScheduleClient):
         if woken:
             self._wake()
         return stored
+
+    def send_events(
+        self,
+        events: Sequence[EventData],
+        *,
+        targets: Sequence[str | None] | None = None,
+        starts: Sequence[Sequence[tuple[Workflow[Any, Any] | str, Any, str]]] | None = None,
+    ) -> list[bool]:
+        """Store several events and start workflows in ONE transaction: all or nothing.
+
+        ``targets[i]`` is the instance event ``i`` is sent to (None: broadcast, as
+        :meth:`send_event`); ``starts[i]`` lists the ``(workflow, input, instance_id)`` started
+        after event ``i`` (an existing id is left as it is). Every part is checked first
+        (InvalidInput, UnknownWorkflow); an unknown target raises WorkflowNotFound; in both
+        cases nothing is stored. Returns, per event, False for a duplicate.
+        """
+        targets = list(targets) if targets is not None else [None] * len(events)
+        starts = list(starts) if starts is not None else [()] * len(events)
+        if not len(events) == len(targets) == len(starts):
+            raise InvalidInput("events, targets and starts must have the same length")
+        batch = []
+        for ev, target, ev_starts in zip(events, targets, starts, strict=True):
+            event = StoredEvent(
+                type=ev.type,
+                data=to_builtins(ev.data, what="event data"),
+                source=ev.source,
+                id=ev.id,
+                subject=ev.subject,
+                time=ev.time,
+                extensions=dict(ev.extensions),
+                target=target,
+            )
+            check_event(event, target)
+            batch.append((event, [self._pending(wf, v, i) for wf, v, i in ev_starts]))
+        stored, _ = self.storage.send_batch(batch, now=self.clock.time())
+        self._wake()
+        return stored
+
+    def _pending(
+        self, workflow: Workflow[Any, Any] | str, input: Any, instance_id: str
+    ) -> tuple[InstanceRecord, bytes]:
+        """The record and first history event of a new ``pending`` instance."""
+        wf, instance_id, started = self._started(workflow, input, instance_id)
+        record = InstanceRecord(
+            instance_id=instance_id,
+            workflow=wf.name,
+            status="pending",
+            input=started.input,
+            created_at=started.at,
+            updated_at=started.at,
+            history_len=1,
+        )
+        return record, encode_event(started)
 
     def publish(
         self, channel: str, data: Any = None, metadata: dict[str, str] | None = None

@@ -17,6 +17,7 @@ from typing import Any
 from ..core.definitions import Registry, Workflow
 from ..core.errors import ReplayKitError
 from ..core.history import EventData
+from ..core.validation import check_id
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class StartOn:
 
     def prepare(self, registry: Registry, event: EventData) -> tuple[Workflow[Any, Any], Any, str]:
         """(workflow, input, instance id) for ``event``, the workflow found by name in
-        ``registry``; raises UnknownWorkflow/InvalidInput before anything is stored."""
+        ``registry``; raises UnknownWorkflow/InvalidInput (an input that does not encode, an
+        instance id past the limit) before anything is stored."""
         wf = self.workflow
         if isinstance(wf, str):
             wf = registry.workflow(wf)
@@ -44,6 +46,7 @@ class StartOn:
             wf.encode_input(value)
         fields = {"type": event.type, "source": event.source, "id": event.id}
         instance_id = self.instance_id.format(**fields, subject=event.subject or "")
+        check_id(instance_id, "the instance id made by StartOn's template")
         return wf, value, instance_id
 
 
