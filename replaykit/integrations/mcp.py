@@ -9,10 +9,12 @@ Each workflow ``name`` becomes four tools:
 * ``{name}_cancel`` ``{"instance_id", "reason"?: str}`` → ``{"instance_id", "status"}``
 
 Input and output schemas come from the workflow's annotated input and return types
-(``msgspec.json.schema``); descriptions from its docstring. Invalid arguments are an MCP protocol
-error (``INVALID_PARAMS``) naming the field; a failed, cancelled or unknown instance is a tool
-result with ``isError: true``. Results are sent once, as ``structuredContent`` plus the same JSON
-as text: never wrapped twice.
+(``msgspec.json.schema``, objects closed: ``additionalProperties: false``); descriptions from its
+docstring. Arguments are validated strictly against the published input schema
+(``jsonschema``): ``"2"`` is not an integer and an unknown field is refused, also inside
+``input``. Invalid arguments are an MCP protocol error (``INVALID_PARAMS``) naming the field; a
+failed, cancelled or unknown instance is a tool result with ``isError: true``. Results are sent
+once, as ``structuredContent`` plus the same JSON as text: never wrapped twice.
 
 >>> server = mcp_server(app, [order])              # an mcp.server.Server
 >>> run_stdio(app, [order])                        # serve over stdin/stdout
@@ -28,6 +30,8 @@ from typing import Any
 
 import anyio
 import msgspec
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
 from mcp import types
 from mcp.server import Server
 from mcp.server.stdio import stdio_server
@@ -37,13 +41,19 @@ from starlette.applications import Starlette
 from ..core.codec import to_builtins
 from ..core.definitions import Workflow
 from ..core.errors import InvalidInput, ReplayKitError, WorkflowFailed
+from ..core.validation import MAX_ID_LENGTH
 from ..runtime.app import App
 from ..storage import INSTANCE_STATUSES, TERMINAL_STATUSES, InstanceRecord
 
 ToolHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 _PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
 _MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
-_ID = {"type": "string", "minLength": 1, "description": "the workflow instance id"}
+_ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_ID_LENGTH,
+    "description": "the workflow instance id",
+}
 _STATUS = {
     "type": "string",
     "enum": list(INSTANCE_STATUSES),
@@ -68,7 +78,20 @@ def _schema(tp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     except (TypeError, ValueError):
         return {}, {}
     defs = schema.pop("$defs", {})
-    return schema, defs
+    return _closed(schema), {name: _closed(d) for name, d in defs.items()}
+
+
+def _closed(schema: Any) -> Any:
+    """``schema`` with every object that lists its properties closed to other properties (as
+    the published schema promises, unknown fields inside ``input`` are refused)."""
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {key: _closed(value) for key, value in schema.items()}
+    if "properties" in closed and "additionalProperties" not in closed:
+        closed["additionalProperties"] = False
+    return closed
 
 
 def _object(
@@ -83,11 +106,11 @@ def _object(
 
 
 class _Tool:
-    def __init__(self, tool: types.Tool, handler: ToolHandler, fields: dict[str, Any]) -> None:
+    def __init__(self, tool: types.Tool, handler: ToolHandler) -> None:
         self.tool = tool
         self.handler = handler
-        self.fields = fields  # argument name -> expected python type (None: any)
-        self.required = list(tool.input_schema.get("required", []))
+        Draft202012Validator.check_schema(tool.input_schema)
+        self.validator = Draft202012Validator(tool.input_schema)
 
 
 class WorkflowTools:
@@ -123,16 +146,13 @@ class WorkflowTools:
         )
         wait = {"type": "number", "minimum": 0, "maximum": 300, "description": "seconds to wait"}
         reason = {"type": "string", "description": "why (recorded in the instance)"}
-        specs: list[
-            tuple[str, str, dict[str, Any], dict[str, Any], ToolHandler, dict[str, Any]]
-        ] = [
+        specs: list[tuple[str, str, dict[str, Any], dict[str, Any], ToolHandler]] = [
             (
                 "start",
                 f"Start {wf.name}: {doc}",
                 _object(start_props, ["input"] if wf.takes_input else [], in_defs),
                 id_out,
                 lambda args: self._start(wf, args),
-                {"instance_id": str, "input": None},
             ),
             (
                 "status",
@@ -140,7 +160,6 @@ class WorkflowTools:
                 _object({"instance_id": _ID}, ["instance_id"], {}),
                 _object(_STATUS_PROPS, ["instance_id", "workflow", "status"], {}, closed=False),
                 lambda args: self._status(wf, args),
-                {"instance_id": str},
             ),
             (
                 "result",
@@ -148,7 +167,6 @@ class WorkflowTools:
                 _object({"instance_id": _ID, "wait_seconds": wait}, ["instance_id"], {}),
                 result_out,
                 lambda args: self._result(wf, args),
-                {"instance_id": str, "wait_seconds": (int, float)},
             ),
             (
                 "cancel",
@@ -156,15 +174,14 @@ class WorkflowTools:
                 _object({"instance_id": _ID, "reason": reason}, ["instance_id"], {}),
                 id_out,
                 lambda args: self._cancel(wf, args),
-                {"instance_id": str, "reason": str},
             ),
         ]
-        for verb, description, schema, output, handler, fields in specs:
+        for verb, description, schema, output, handler in specs:
             name = f"{wf.name}_{verb}"
             tool = types.Tool(
                 name=name, description=description, input_schema=schema, output_schema=output
             )
-            self.tools[name] = _Tool(tool, handler, fields)
+            self.tools[name] = _Tool(tool, handler)
 
     # ---------------------------------------------------------------- tool bodies
 
@@ -239,7 +256,7 @@ class WorkflowTools:
             found = await tool.handler(args)
         except (ToolFailed, ReplayKitError) as exc:
             if isinstance(exc, InvalidInput):
-                raise _invalid(params.name, "input", str(exc)) from None
+                raise _invalid(params.name, exc.argument or "input", str(exc)) from None
             return types.CallToolResult(content=[types.TextContent(text=str(exc))], is_error=True)
         text = msgspec.json.encode(found).decode()
         return types.CallToolResult(
@@ -269,26 +286,23 @@ def _invalid(tool: str, field: str, message: str) -> MCPError:
 
 
 def _check_arguments(name: str, tool: _Tool, args: dict[str, Any]) -> None:
-    for key in tool.required:
-        if key not in args:
-            raise _invalid(name, key, "this field is required")
-    for key, value in args.items():
-        if key not in tool.fields:
-            raise _invalid(name, key, f"unknown field; expected one of {sorted(tool.fields)}")
-        expected = tool.fields[key]
-        if expected is None:
-            continue
-        if not isinstance(value, expected) or isinstance(value, bool) or value == "":
-            raise _invalid(name, key, f"must be {_type_name(expected)}, got {value!r}")
-    wait = args.get("wait_seconds", 0)
-    if not 0 <= wait <= 300:
-        raise _invalid(name, "wait_seconds", "must be between 0 and 300")
+    """Validate ``args`` against the tool's published input schema; INVALID_PARAMS naming the
+    first field at fault."""
+    error = best_match(tool.validator.iter_errors(args))
+    if error is not None:
+        raise _invalid(name, _error_field(error), error.message)
 
 
-def _type_name(expected: type | tuple[type, ...]) -> str:
-    if isinstance(expected, tuple):
-        return "a number"
-    return "a non-empty string" if expected is str else expected.__name__
+def _error_field(error: ValidationError) -> str:
+    """The dotted path of the field ``error`` is about (a missing or unexpected one included)."""
+    path = [str(part) for part in error.absolute_path]
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        path += [key for key in error.validator_value if key not in instance][:1]
+    elif error.validator == "additionalProperties":
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        path += [key for key in instance if key not in known][:1]
+    return ".".join(path)
 
 
 def mcp_server(

@@ -156,6 +156,13 @@ async def test_unknown_or_foreign_instances_are_error_results(app: App, client: 
         ("order_result", {"instance_id": "x", "wait_seconds": "soon"}, "wait_seconds"),
         ("order_result", {"instance_id": "x", "wait_seconds": 9999}, "wait_seconds"),
         ("order_cancel", {"instance_id": ""}, "instance_id"),
+        # strict against the published schema: no coercion, no unknown fields inside input
+        ("order_start", {"input": {"sku": "book", "qty": "2"}}, "input.qty"),
+        ("order_start", {"input": {"sku": "book", "qty": True}}, "input.qty"),
+        ("order_start", {"input": {"sku": "book", "qty": 2, "colour": "red"}}, "input.colour"),
+        ("order_start", {"input": {"sku": "b", "qty": 1}, "instance_id": "x" * 256}, "instance_id"),
+        ("order_start", {"input": {"sku": "b", "qty": 1}, "instance_id": "a\x00"}, "instance_id"),
+        ("approval_start", {"input": 7}, "input"),
     ],
 )
 async def test_invalid_arguments_are_mcp_errors_naming_the_field(
@@ -168,6 +175,18 @@ async def test_invalid_arguments_are_mcp_errors_naming_the_field(
     assert app.list_instances(workflow="order") == []
     # the session is still usable afterwards
     assert len((await client.list_tools()).tools) == 8
+
+
+async def test_the_published_input_schema_is_closed_and_is_what_is_enforced(
+    client: Client,
+) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    schema = tools["order_start"].input_schema
+    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["OrderInput"]["additionalProperties"] is False
+    assert schema["properties"]["instance_id"]["maxLength"] == 255
+    started = await client.call_tool("order_start", {"input": {"sku": "b", "qty": 2.0}})
+    assert not started.is_error  # 2.0 is an integer in JSON Schema (and in JSON)
 
 
 async def test_unknown_tool_is_an_mcp_error(client: Client) -> None:
