@@ -21,7 +21,7 @@ import msgspec
 from .codec import PLAIN_TYPES, fingerprint, to_builtins
 from .errors import InvalidInput
 from .retry import RetryPolicy
-from .validation import check_id, check_seconds, check_text
+from .validation import check_id, check_json, check_seconds
 
 R = TypeVar("R")
 
@@ -145,6 +145,7 @@ class WaitEvent(Command, frozen=True):
     def __post_init__(self) -> None:
         check_id(self.type, "WaitEvent type")
         check_seconds(self.timeout, "WaitEvent timeout", optional=True)
+        check_json(self.match, "WaitEvent match")
 
     def identity(self) -> tuple[str, str, str]:
         return ("WaitEvent", self.type, "")
@@ -156,6 +157,9 @@ class Publish(Command, frozen=True):
     channel: str
     data: Any = None
     metadata: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        check_id(self.channel, "Publish channel")
 
     def identity(self) -> tuple[str, str, str]:
         return ("Publish", self.channel, "")
@@ -169,6 +173,7 @@ class Subscribe(Command, frozen=True):
     mode: ChannelMode = "broadcast"
 
     def __post_init__(self) -> None:
+        check_id(self.channel, "Subscribe channel")
         if self.mode not in ("broadcast", "competing"):
             raise ValueError("Subscribe mode must be 'broadcast' or 'competing'")
 
@@ -180,6 +185,9 @@ class Unsubscribe(Command, frozen=True):
     """Stop receiving messages from ``channel``."""
 
     channel: str
+
+    def __post_init__(self) -> None:
+        check_id(self.channel, "Unsubscribe channel")
 
     def identity(self) -> tuple[str, str, str]:
         return ("Unsubscribe", self.channel, "")
@@ -195,7 +203,7 @@ class Receive(Command, frozen=True):
     timeout: float | None = None
 
     def __post_init__(self) -> None:
-        check_text(self.channel, "Receive channel")
+        check_id(self.channel, "Receive channel")
         check_seconds(self.timeout, "Receive timeout", optional=True)
 
     def identity(self) -> tuple[str, str, str]:
@@ -212,6 +220,7 @@ class SendTo(Command, frozen=True):
 
     def __post_init__(self) -> None:
         check_id(self.instance_id, "SendTo instance_id")
+        check_id(self.channel, "SendTo channel")
 
     def identity(self) -> tuple[str, str, str]:
         return ("SendTo", self.channel, "")

@@ -667,6 +667,7 @@ class App(ScheduleClient):
     def _publish(
         self, channel: str, data: Any, metadata: dict[str, str] | None, *, target: str | None
     ) -> None:
+        check_id(channel, "channel")
         spec = PublishSpec(
             channel=channel,
             data=to_builtins(data, what="message data"),

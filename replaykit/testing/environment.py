@@ -328,13 +328,14 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Send a message on ``channel`` directly to one instance."""
-        if instance_id not in self.runs:
+        if check_id(instance_id) not in self.runs:
             raise WorkflowNotFound(f"cannot send a message: no instance {instance_id!r}")
         self._send(channel, data, metadata, instance_id)
 
     def _send(
         self, channel: str, data: Any, metadata: dict[str, str] | None, target: str | None
     ) -> None:
+        check_id(channel, "channel")
         data = to_builtins(data, what="message data")
         send = Send(channel=channel, data=data, metadata=dict(metadata or {}), target=target)
         self.store.publish(send, sender=None, now=self.clock.now)

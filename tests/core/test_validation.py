@@ -11,11 +11,14 @@ import pytest
 
 from replaykit import (
     InvalidInput,
+    Publish,
     Receive,
     SendTo,
     Sleep,
     SleepUntil,
     StartChild,
+    Subscribe,
+    Unsubscribe,
     WaitEvent,
     workflow,
 )
@@ -107,3 +110,32 @@ def test_a_child_id_past_the_limit_fails_the_child_start_not_the_worker() -> Non
     result = env.run(parent, instance_id="p" * MAX_ID_LENGTH)
     assert "child instance id" in result
     assert env.run(parent, instance_id="p") == "started"
+
+
+@pytest.mark.parametrize(
+    ("make", "argument"),
+    [
+        (lambda: Publish("", 1), "Publish channel"),
+        (lambda: Subscribe("c\x00"), "Subscribe channel"),
+        (lambda: Unsubscribe("c" * (MAX_ID_LENGTH + 1)), "Unsubscribe channel"),
+        (lambda: Receive(""), "Receive channel"),
+        (lambda: SendTo("i", ""), "SendTo channel"),
+        (lambda: WaitEvent("paid", match={"order": "a\x00"}), "WaitEvent match"),
+    ],
+)
+def test_channel_names_and_matches_follow_the_id_and_text_rules(
+    make: Callable[[], Any], argument: str
+) -> None:
+    with pytest.raises(InvalidInput) as info:
+        make()
+    assert info.value.argument == argument
+
+
+def test_testing_environment_refuses_bad_channels_like_the_app() -> None:
+    env = WorkflowEnvironment()
+    with pytest.raises(InvalidInput) as info:
+        env.publish("", 1)
+    assert info.value.argument == "channel"
+    with pytest.raises(InvalidInput) as info:
+        env.send_message("", "ch", 1)
+    assert info.value.argument == "instance_id"

@@ -23,6 +23,11 @@ def waiter(ctx: Any, order: str) -> Generator[Any, Any, Any]:
     return event.data
 
 
+@workflow
+def nul_match(ctx: Any) -> Generator[Any, Any, Any]:
+    yield WaitEvent("paid", match={"order": "\x00"})
+
+
 def stored_rows(app: App) -> dict[str, int]:
     """How many rows each table holds (through the adapter's own transaction helper)."""
 
@@ -190,3 +195,22 @@ def test_ids_are_compared_character_for_character_on_every_database(
     assert app.send_event("paid", 1, source="s", id="e1 ")
     assert app.send_event("paid", 1, source="s ", id="e1")
     assert not app.send_event("paid", 1, source="s", id="e1")
+
+
+@pytest.mark.parametrize("channel", ["", "c\x00", "c" * (MAX_ID_LENGTH + 1), 5])
+def test_publish_refuses_a_channel_name_that_is_not_an_id(
+    make_app: Callable[..., App], channel: Any
+) -> None:
+    app = make_app(workflows=[waiter], workers=False)
+    app.start_workflow(waiter, "o", instance_id="m1")
+    refused(lambda: app.publish(channel, 1), "channel")
+    refused(lambda: app.send_message("m1", channel, 1), "channel")
+
+
+def test_a_waitevent_match_with_nul_fails_the_workflow_not_the_database(
+    make_app: Callable[..., App],
+) -> None:
+    app = make_app(workflows=[nul_match]).start()
+    app.start_workflow(nul_match, instance_id="nm")
+    with pytest.raises(Exception, match="WaitEvent match"):
+        app.result("nm", timeout=10)
