@@ -506,8 +506,7 @@ class App(ScheduleClient):
         history = [decode_event(b) for b in self.storage.load_history(instance_id)]
         events = fork_cut(history, step, instance_id=instance_id)
         new_id = new_id if new_id is not None else f"{instance_id}~fork-{uuid.uuid4().hex[:8]}"
-        if not new_id or len(new_id) > 200:
-            raise InvalidInput("new_id must be a non-empty string of at most 200 characters")
+        check_id(new_id, "new_id")
         now = self.clock.time()
         record = InstanceRecord(
             instance_id=new_id,

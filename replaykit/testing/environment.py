@@ -194,7 +194,7 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
             raise WorkflowNotFound(f"cannot fork: no workflow instance with id {instance_id!r}")
         events = fork_cut(source.history, step, instance_id=instance_id)
         new_id = new_id if new_id is not None else f"{instance_id}~fork-{len(self.runs) + 1}"
-        if new_id in self.runs:
+        if check_id(new_id, "new_id") in self.runs:
             raise InvalidInput(
                 f"cannot fork instance {instance_id!r} into {new_id!r}: an instance with that "
                 "id exists; choose another new id"

@@ -214,3 +214,14 @@ def test_a_waitevent_match_with_nul_fails_the_workflow_not_the_database(
     app.start_workflow(nul_match, instance_id="nm")
     with pytest.raises(Exception, match="WaitEvent match"):
         app.result("nm", timeout=10)
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_fork_refuses_an_invalid_new_id_and_stores_nothing(
+    make_app: Callable[..., App], bad: Any
+) -> None:
+    app = make_app(workflows=[waiter], workers=False)
+    app.start_workflow(waiter, "o", instance_id="f1")
+    before = stored_rows(app)
+    refused(lambda: app.fork("f1", step=1, new_id=bad), "new_id")
+    assert stored_rows(app) == before
