@@ -159,15 +159,23 @@ def test_hostile_mcp_arguments_are_invalid_params_and_start_nothing(hostile_app:
     app = hostile_app
     tools = WorkflowTools(app, [hostile_book])
     stay = st.fixed_dictionaries(
-        {"nights": st.one_of(st.integers(0, 30), VALUE), "guest": VALUE},
+        {
+            "nights": st.one_of(
+                st.integers(0, 30), st.sampled_from(["2", "4.0", True, 2.5]), VALUE
+            ),
+            "guest": st.one_of(st.just("ann"), VALUE),
+        },
         optional={"extra": VALUE},
     )
 
     @BUDGET
     @given(
         st.sampled_from(["hostile_book_start", "hostile_book_status", "hostile_book_result"]),
-        st.fixed_dictionaries(
-            {}, optional={"input": stay | VALUE, "instance_id": VALUE, "wait_seconds": VALUE}
+        st.one_of(
+            st.fixed_dictionaries({"input": stay}, optional={"instance_id": VALUE}),
+            st.fixed_dictionaries(
+                {}, optional={"input": stay | VALUE, "instance_id": VALUE, "wait_seconds": VALUE}
+            ),
         ),
     )
     def check(tool: str, arguments: dict[str, Any]) -> None:
@@ -180,6 +188,8 @@ def test_hostile_mcp_arguments_are_invalid_params_and_start_nothing(hostile_app:
             return
         if result.is_error:  # an unknown instance, say: a tool failure, nothing stored
             assert stored_rows(app) == before
+        elif tool == "hostile_book_start":  # started: the input was exactly what the schema says
+            msgspec.convert(arguments["input"], Stay, strict=True)
 
     check()
 
