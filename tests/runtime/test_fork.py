@@ -142,7 +142,7 @@ def test_bad_forks_are_typed_errors_and_store_nothing(make_app: Callable[..., Ap
         with pytest.raises(InvalidInput, match="exists"):
             app.fork("o1", step=1, new_id="o1")
         with pytest.raises(InvalidInput, match="new_id"):
-            app.fork("o1", step=1, new_id="x" * 201)
+            app.fork("o1", step=1, new_id="x" * 256)
         assert app.get_instance("bad") is None
         assert [r.instance_id for r in app.list_instances()] == ["o1"]
 

@@ -4,6 +4,7 @@
 -- columns move to the NO PAD binary collation of the server: utf8mb4_nopad_bin on MariaDB,
 -- utf8mb4_0900_bin on MySQL 8 (their names differ, hence the prepared statements). Each
 -- statement may run again after a start that failed half-way (CONVERT TO is idempotent).
+-- rk_workers comes from 0009; tables of later migrations declare their own collation.
 SET @rk_collation = IF(LOCATE('MariaDB', VERSION()) > 0, 'utf8mb4_nopad_bin', 'utf8mb4_0900_bin');
 SET @rk_sql = CONCAT('ALTER TABLE rk_instances CONVERT TO CHARACTER SET utf8mb4 COLLATE ', @rk_collation);
 PREPARE rk_stmt FROM @rk_sql;
@@ -50,6 +51,10 @@ PREPARE rk_stmt FROM @rk_sql;
 EXECUTE rk_stmt;
 DEALLOCATE PREPARE rk_stmt;
 SET @rk_sql = CONCAT('ALTER TABLE rk_locks CONVERT TO CHARACTER SET utf8mb4 COLLATE ', @rk_collation);
+PREPARE rk_stmt FROM @rk_sql;
+EXECUTE rk_stmt;
+DEALLOCATE PREPARE rk_stmt;
+SET @rk_sql = CONCAT('ALTER TABLE rk_workers CONVERT TO CHARACTER SET utf8mb4 COLLATE ', @rk_collation);
 PREPARE rk_stmt FROM @rk_sql;
 EXECUTE rk_stmt;
 DEALLOCATE PREPARE rk_stmt;
@@ -100,6 +105,10 @@ PREPARE rk_stmt FROM @rk_sql;
 EXECUTE rk_stmt;
 DEALLOCATE PREPARE rk_stmt;
 SET @rk_sql = CONCAT('ALTER TABLE rk_locks CONVERT TO CHARACTER SET utf8mb4 COLLATE ', 'utf8mb4_bin');
+PREPARE rk_stmt FROM @rk_sql;
+EXECUTE rk_stmt;
+DEALLOCATE PREPARE rk_stmt;
+SET @rk_sql = CONCAT('ALTER TABLE rk_workers CONVERT TO CHARACTER SET utf8mb4 COLLATE ', 'utf8mb4_bin');
 PREPARE rk_stmt FROM @rk_sql;
 EXECUTE rk_stmt;
 DEALLOCATE PREPARE rk_stmt;
