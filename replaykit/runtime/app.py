@@ -136,7 +136,9 @@ class App(ScheduleClient):
         self.concurrency = check_count(concurrency, "concurrency", minimum=1)
         self.lease_seconds: float = check_seconds(lease_seconds, "lease_seconds", positive=True)
         self.poll_interval: float = check_seconds(poll_interval, "poll_interval", positive=True)
-        self.liveness_interval = liveness_interval
+        self.liveness_interval: float = check_seconds(
+            liveness_interval, "liveness_interval", positive=True
+        )
         self.blocked_retry_interval = blocked_retry_interval
         self.auto_migrate = auto_migrate
         self.clock: Clock = clock or SystemClock()
