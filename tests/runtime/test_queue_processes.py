@@ -101,11 +101,12 @@ def test_rate_limit_five_per_second_holds_over_ten_seconds(
         # the database's admission times: any limit + 1 consecutive starts span >= one period
         for i in range(len(starts) - limit):
             assert starts[i + limit] - starts[i] >= period - 1e-6, (i, starts[i : i + limit + 1])
-        # the activities' own records: an activity starts at most `lag` after its admission,
-        # so any window of period - lag seconds holds at most `limit` activity starts (the
-        # check says something while lag < period; lag is the workers' dispatch delay)
+        # the activities' own records: each starts after its admission, at most `lag` later,
+        # so any window of period - lag seconds holds at most `limit` activity starts (lag is
+        # the workers' dispatch delay: tens of ms, more on a loaded machine; a lag of a whole
+        # period or more leaves nothing to check there, and the stored times above still hold)
         lag = max(records[i][1] - (admitted[i] or 0.0) for i in ids)
-        assert 0.0 <= lag < period, lag
+        assert lag >= 0.0
         begun = sorted(start for _, start, _ in records.values())
         for i in range(len(begun) - limit):
             assert begun[i + limit] - begun[i] > period - lag - 1e-6, begun[i : i + limit + 1]
