@@ -118,12 +118,14 @@ class TestRun:
 
     @property
     def status(self) -> str:
-        """The decision's status, ``queued`` while its queue has not admitted it, or
-        ``blocked`` when its replay broke."""
+        """The status ``App.status(id).status`` would give: the decision's, ``waiting`` while
+        the run is parked on a timer, event, message or child, ``queued`` while its queue has
+        not admitted it, or ``blocked`` when its replay broke."""
         if self.blocked is not None:
             return "blocked"
-        if self.env.store.instances[self.instance_id].status == "queued":
-            return "queued"
+        stored = self.env.store.instances[self.instance_id].status
+        if stored in ("queued", "waiting"):
+            return stored
         return self.decision.status
 
     @property

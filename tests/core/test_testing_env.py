@@ -221,7 +221,7 @@ def te_waits(ctx: Any) -> Generator[Command, Any, Any]:
 
 def test_an_event_sent_after_the_wait_resumes_the_workflow() -> None:
     run = WorkflowEnvironment().start(te_waits)
-    assert run.status == "running"
+    assert run.status == "waiting"  # as App.status(id).status says of a parked instance
     run.send_event("paid", {"order": "o1"})
     assert run.result() == {"order": "o1"}
 

@@ -200,7 +200,7 @@ def test_in_memory_a_fork_reruns_from_the_failed_step() -> None:
     assert calls == Counter(reserve=1, charge=2, ship=1)
     assert _activities(forked.history) == ["fk_reserve", "fk_charge", "fk_ship"]
     again = env.fork("o1", step=2, new_id="o1-again")
-    assert again.status == "running" and again.waits  # waits for the payment again
+    assert again.status == "waiting" and again.waits  # waits for the payment again
     again.send_event("fk.paid", {"order": "o1", "by": "visa"})
     assert again.result() == DONE
     assert run.status == "failed"
