@@ -188,9 +188,9 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def next_tick(spec: ScheduleSpec, after: float) -> float:
-    """The first tick strictly after ``after``."""
+    """The first tick strictly after ``after``; an interval's first tick is ``start_at``."""
     if spec.every is not None:
-        k = math.floor((after - spec.start_at) / spec.every) + 1
+        k = max(math.floor((after - spec.start_at) / spec.every) + 1, 0)
         tick = spec.start_at + k * spec.every
         while tick <= after:  # float rounding
             k += 1

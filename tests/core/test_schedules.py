@@ -81,6 +81,13 @@ def test_interval_ticks_are_multiples_of_the_interval_from_start_at() -> None:
     assert next_tick(offset, T0 + 7) == T0 + 67
 
 
+def test_an_interval_never_ticks_before_its_start_at() -> None:
+    later = make_spec(every=60, start_at=T0 + 3600 + 7)
+    assert next_tick(later, T0) == T0 + 3600 + 7
+    assert next_tick(later, T0 + 3600 + 6.5) == T0 + 3600 + 7
+    assert next_tick(later, T0 + 3600 + 7) == T0 + 3600 + 67
+
+
 def test_fractional_intervals_never_repeat_a_tick() -> None:
     spec = make_spec(every=0.1)
     tick = T0

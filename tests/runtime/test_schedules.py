@@ -94,3 +94,13 @@ def test_bad_schedules_are_refused_with_invalid_input_and_store_nothing(
     with pytest.raises(InvalidInput):
         app.scheduled(every=0)
     assert app.list_schedules() == []
+
+
+def test_an_interval_schedule_with_a_later_start_at_first_fires_at_start_at(
+    make_app: MakeApp, registry: Registry
+) -> None:
+    app = make_app(workers=False)
+    start = time.time() + 3600 + 7
+    saved = app.schedule(ping, "later", every=60, start_at=start, schedule_id="later")
+    assert saved.next_fire_at == pytest.approx(start)
+    assert app.get_schedule("later").next_fire_at == pytest.approx(start)
