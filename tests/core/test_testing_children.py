@@ -251,7 +251,7 @@ def test_an_abandoned_child_outlives_its_parent() -> None:
     env = WorkflowEnvironment()
     assert env.run(tc_fire_and_forget, "abandon", instance_id="ff") == "ff/1"
     assert env.runs["ff"].status == "completed"
-    assert env.runs["ff/1"].status == "running"
+    assert env.runs["ff/1"].status == "waiting"  # parked on its timer, as App.status says
     assert env.runs["ff/1"].result() == 6 and UNDONE == []
 
 
@@ -259,7 +259,7 @@ def test_a_parent_waits_for_a_child_with_the_wait_policy_before_it_ends() -> Non
     env = WorkflowEnvironment()
     parent = env.start(tc_fire_and_forget, "wait", instance_id="ff")
     env.advance(60)
-    assert parent.status == "running"  # its code returned; the child still runs
+    assert parent.status == "waiting"  # its code returned; it waits for the child to end
     start = parent.history[0].at
     assert parent.result() == "ff/1"
     assert env.runs["ff/1"].status == "completed" and UNDONE == []
