@@ -96,7 +96,8 @@ def build_schedule(
     encoded for the workflow, the spec checked (InvalidInput otherwise)."""
     raw = workflow.encode_input(input) if workflow.takes_input else None
     spec = spec_of(options, raw)
-    schedule_id = options.get("schedule_id") or workflow.name
+    given = options.get("schedule_id")
+    schedule_id = workflow.name if given is None else given  # "" is refused, not defaulted
     return new_schedule(
         schedule_id, workflow.name, spec, now, paused=bool(options.get("paused", False))
     )

@@ -104,3 +104,12 @@ def test_an_interval_schedule_with_a_later_start_at_first_fires_at_start_at(
     saved = app.schedule(ping, "later", every=60, start_at=start, schedule_id="later")
     assert saved.next_fire_at == pytest.approx(start)
     assert app.get_schedule("later").next_fire_at == pytest.approx(start)
+
+
+def test_an_empty_schedule_id_is_refused_not_replaced_by_the_workflow_name(
+    make_app: MakeApp, registry: Registry
+) -> None:
+    app = make_app(workers=False)
+    with pytest.raises(InvalidInput):
+        app.schedule(ping, "x", every=60, schedule_id="")
+    assert app.list_schedules() == []
