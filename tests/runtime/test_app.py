@@ -161,12 +161,26 @@ def test_event_timeout_is_thrown_into_the_workflow(make_app: Callable[..., App])
 
 @workflow
 def nap(ctx: Any):  # type: ignore[no-untyped-def]
-    yield Sleep(0.2)
+    yield Sleep(3600)
     return "rested"
 
 
+class ShiftedClock:
+    """Real time plus an offset the test moves: the App's timers are due only when the test says."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
 def test_sleep_parks_the_instance_and_a_timer_resumes_it(make_app: Callable[..., App]) -> None:
-    with make_app() as app:
+    # The timer is due only after the test shifts the clock: with a real 0.2 s Sleep the
+    # instance was "waiting" for 0.2 s only, and on a loaded machine one status() call (0.4 s
+    # measured) could straddle the whole window, so the wait below never saw it.
+    clock = ShiftedClock()
+    with make_app(clock=clock) as app:
         handle = app.start_workflow(nap)
         _wait_status(app, handle.instance_id, "waiting")
         worker = app.worker
@@ -175,6 +189,8 @@ def test_sleep_parks_the_instance_and_a_timer_resumes_it(make_app: Callable[...,
         while worker.active_count() and time.monotonic() < deadline:
             time.sleep(0.005)
         assert worker.active_count() == 0, "a waiting instance still holds a worker slot"
+        assert app.status(handle.instance_id).status == "waiting"
+        clock.offset = 3600
         assert handle.result(timeout=20) == "rested"
         assert [type(e) for e in app.history(handle.instance_id)] == [WorkflowStarted, TimerFired]
 
