@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,13 @@ def test_text_format_has_the_context_fields(populated: tuple[App, dict[str, str]
     try:
         app.start_workflow("ops_order", {"sku": "t", "amount": 1.0}, instance_id="txt-1")
         wait_for_status(app, "txt-1", "completed")
+        # The worker logs "completed" after its commit is durable, so the database can say
+        # completed a moment before the line is written: wait for the line, not only the status.
+        line = "[ops_order txt-1 step 0] workflow ops_order completed"
+        deadline = time.monotonic() + 10
+        while line not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         logging.getLogger().removeHandler(handler)
         logging.getLogger().setLevel(logging.WARNING)
-    assert "[ops_order txt-1 step 0] workflow ops_order completed" in stream.getvalue()
+    assert line in stream.getvalue()
