@@ -83,7 +83,8 @@ def insert_timer(tx: SqlTx, instance_id: str, timer: TimerSpec) -> None:
 def fire_due_timers(tx: SqlTx, *, now: float, limit: int) -> list[str]:
     """Move due timers into inboxes; each exactly once (the timer row is deleted here)."""
     due = tx.rows(
-        "SELECT instance_id, step FROM rk_timers WHERE fire_at <= ? ORDER BY fire_at LIMIT ?",
+        "SELECT instance_id, step FROM rk_timers WHERE fire_at <= ? "
+        "ORDER BY fire_at, instance_id, step LIMIT ?",
         now,
         limit,
     )
@@ -94,7 +95,11 @@ def fire_due_timers(tx: SqlTx, *, now: float, limit: int) -> list[str]:
             "SELECT status FROM rk_instances WHERE instance_id = ?{SKIP_LOCKED}", instance_id
         )
         if instance is None:
-            continue  # another transaction holds the instance; next round
+            # Another transaction holds the instance (on MySQL even a moment's lock taken by a
+            # scan of rk_instances, e.g. a claim's): stop here and fire it and the timers after
+            # it next round. Firing the later ones now would wake instances out of due order:
+            # timers due together would run in the order of whatever happened to be locked.
+            break
         fired = _take_timer(tx, instance_id, timer["step"])
         if fired is None or instance["status"] in TERMINAL_STATUSES:
             continue

@@ -15,7 +15,7 @@ from storage_adapters.migrations import load_migrations
 from storage_adapters.mysql import MysqlStorage
 from storage_adapters.mysql.adapter import MysqlSession, connect_args, open_connection
 
-from .helpers import LEASE, create, run_threads, running, step
+from .helpers import LEASE, create, run_threads, running, step, timer
 
 pytestmark = pytest.mark.mysql
 
@@ -98,6 +98,25 @@ def test_claim_skips_a_row_another_transaction_holds(my_storage: Storage, raw: A
     finally:
         raw.rollback()
     assert [r.instance_id for r in my_storage.claim("w", limit=2, lease_seconds=LEASE, now=10.0)]
+
+
+def test_timers_due_together_fire_in_order_or_wait_for_a_locked_instance(
+    my_storage: Storage, raw: Any
+) -> None:
+    # Two timers due at the same moment must wake their instances in (fire_at, instance id)
+    # order. A row lock on the first instance (on MySQL a scan of rk_instances, such as a
+    # claim's, takes one for a moment) once let the second fire alone, so it ran first and took
+    # a competing message the first would have taken (a differential-suite flake).
+    for instance_id in ("a", "b"):
+        running(my_storage, instance_id)
+        my_storage.commit(step(my_storage, instance_id, timers=[timer(1, 10.0)], status="waiting"))
+    cursor = raw.cursor()
+    cursor.execute("SELECT instance_id FROM rk_instances WHERE instance_id = 'a' FOR UPDATE")
+    try:
+        assert my_storage.fire_due_timers(now=20.0) == []
+    finally:
+        raw.rollback()
+    assert my_storage.fire_due_timers(now=20.0) == ["a", "b"]
 
 
 def test_session_is_the_open_transaction(my_storage: Storage) -> None:
