@@ -323,12 +323,16 @@ class Worker:
         if lost:
             self._mark_lost(lost)
 
-    def _mark_lost(self, ids: list[str]) -> None:
+    def _mark_lost(self, ids: list[str], only: dict[str, InstanceExecutor] | None = None) -> None:
+        """Fence the executors of ``ids`` (with ``only``: if still the ones it names)."""
         with self._lock:
             for instance_id in ids:
                 executor = self._active.get(instance_id)
-                if executor is not None:
-                    executor.lost = True
+                if executor is None:
+                    continue
+                if only is not None and only.get(instance_id) is not executor:
+                    continue
+                executor.lost = True
 
     def holds(self, instance_id: str) -> bool:
         """Whether this worker is running ``instance_id`` right now (and has not lost it: a
@@ -431,19 +435,27 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         interval = max(self.lease_seconds / 3.0, 0.05)
         while not self._stopped.wait(interval):
-            with self._lock:
-                ids = [i for i, e in self._active.items() if e is not None]
-            if not ids or self.stopping:
-                continue
-            try:
-                lost = self.storage.heartbeat(
-                    ids, self.owner, lease_seconds=self.lease_seconds, now=self.clock.time()
-                )
-            except ReplayKitError:
-                log.exception("heartbeat failed")
-                continue
-            if lost:
-                self._mark_lost(lost)
+            if not self.stopping:
+                self._heartbeat_once()
+
+    def _heartbeat_once(self) -> None:
+        """Extend the leases of the running executors; mark lost those whose lease is gone."""
+        with self._lock:
+            sent = {i: e for i, e in self._active.items() if e is not None}
+        if not sent:
+            return
+        try:
+            lost = self.storage.heartbeat(
+                list(sent), self.owner, lease_seconds=self.lease_seconds, now=self.clock.time()
+            )
+        except ReplayKitError:
+            log.exception("heartbeat failed")
+            return
+        if lost:
+            # Only the executors the heartbeat was sent for: an instance that finished (or
+            # parked) meanwhile is reported lost, and may already run again here under a new
+            # claim whose executor must not be fenced by this stale answer.
+            self._mark_lost(lost, only=sent)
 
     def _liveness_loop(self) -> None:
         while not self._stopped.wait(self.liveness_interval):

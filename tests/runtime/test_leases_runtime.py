@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +15,9 @@ import pytest
 from replaykit import activity, workflow
 from replaykit.core.definitions import Registry
 from replaykit.runtime.app import App
+from replaykit.runtime.clock import SystemClock
+from replaykit.runtime.hooks import HookDispatcher
+from replaykit.runtime.worker import Worker
 
 from ..storage.test_liveness import sever
 
@@ -112,3 +116,41 @@ def test_a_worker_whose_database_connection_dies_is_fenced_and_its_instance_take
             e for e in app.history(handle.instance_id) if type(e).__name__ == "ActivityCompleted"
         ]
         assert [e.result for e in completed] == ["second"]  # type: ignore[attr-defined]
+
+
+class _Storage:
+    """Answers a heartbeat as the database does after the instance finished meanwhile (its lease
+    is gone), and lets the test act between the heartbeat's snapshot and its answer."""
+
+    def __init__(self, meanwhile: Callable[[], None]) -> None:
+        self.meanwhile = meanwhile
+
+    def heartbeat(self, ids: list[str], owner: str, **_: Any) -> list[str]:
+        self.meanwhile()
+        return list(ids)
+
+
+def test_a_stale_heartbeat_answer_does_not_fence_a_new_run_of_the_same_instance() -> None:
+    # The heartbeat sent for run 1 of "x" comes back "lost" (run 1 finished: no lease), but by
+    # then this worker claimed "x" again and runs it in a new executor. Fencing that one made
+    # its step fail with LeaseLost while nobody else held the instance: the activity ran again
+    # (here or in another process) once the lease expired.
+    first, second = SimpleNamespace(lost=False), SimpleNamespace(lost=False)
+    worker: Worker
+
+    def finish_and_run_again() -> None:
+        worker._active["x"] = second  # type: ignore[assignment]
+
+    worker = Worker(
+        storage=_Storage(finish_and_run_again),  # type: ignore[arg-type]
+        registry=Registry(),
+        clock=SystemClock(),
+        hooks=HookDispatcher([]),
+    )
+    worker._active["x"] = first  # type: ignore[assignment]
+    worker._heartbeat_once()
+    assert second.lost is False
+    worker._active["x"] = first  # type: ignore[assignment]
+    worker.storage = _Storage(lambda: None)  # type: ignore[assignment]
+    worker._heartbeat_once()
+    assert first.lost is True  # a run whose lease is really gone is fenced
