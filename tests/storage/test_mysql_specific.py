@@ -143,6 +143,27 @@ def test_keys_are_compared_byte_for_byte(my_storage: Storage) -> None:
     assert len(my_storage.list_instances()) == 5
 
 
+def test_every_text_column_of_every_table_compares_byte_for_byte(
+    my_storage: Storage, raw: Any
+) -> None:
+    # 0010 and 0018: no table keeps a PAD SPACE collation, where "q" and "q " are one key
+    my_storage.migrate()
+    cursor = raw.cursor()
+    cursor.execute(
+        "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND table_name LIKE 'rk%%'"
+        " AND collation_name IS NOT NULL"
+    )
+    columns = cursor.fetchall()
+    assert {row[0] for row in columns} >= {"rk_instances", "rk_schedules", "rk_queues"}
+    padded = []
+    for table, column, collation in columns:
+        cursor.execute(f"SELECT 'q' = 'q ' COLLATE {collation}")
+        if cursor.fetchone()[0]:
+            padded.append((table, column, collation))
+    assert padded == []
+
+
 def test_mariadb_url_polls_instead_of_notifying(mysql_database_dsn: str) -> None:
     storage = open_storage(mysql_database_dsn.replace("mysql://", "mariadb://", 1))
     try:
