@@ -83,9 +83,11 @@ class SqlTx:
 
     def cursor(self, sql: str, *params: Any) -> Any:
         """Run one statement; the driver's cursor."""
-        sql = sql.replace("{FOR_UPDATE}", self.storage.for_update)
-        sql = sql.replace("{SKIP_LOCKED}", self.storage.skip_locked)
-        sql = sql.replace("{AGE}", self.storage.statement_age)
+        if "{" in sql:  # most statements have no dialect placeholder: no string copies then
+            storage = self.storage
+            sql = sql.replace("{FOR_UPDATE}", storage.for_update)
+            sql = sql.replace("{SKIP_LOCKED}", storage.skip_locked)
+            sql = sql.replace("{AGE}", storage.statement_age)
         return self.storage._execute(self.conn, sql, params)
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:

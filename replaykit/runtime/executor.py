@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..core.codec import to_builtins
+from ..core.codec import PLAIN_TYPES, to_builtins
 from ..core.commands import ActivityCall, Compensate
 from ..core.decisions import Decision, ScheduledCommand
 from ..core.definitions import Registry
@@ -414,6 +414,8 @@ class InstanceExecutor:
             limit=limit,
             on_abandon=on_abandon,
         )
+        if type(raw) in PLAIN_TYPES:  # already a JSON builtin: no conversion, no message built
+            return raw
         return to_builtins(raw, what=f"result of activity {call.name!r}")
 
     def _time_left(self, command: Any) -> float | None:

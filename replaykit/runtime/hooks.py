@@ -12,7 +12,7 @@ is logged and never disturbs the workflow.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 log = logging.getLogger("replaykit.runtime")
@@ -46,18 +46,37 @@ class Hooks:
 
 
 class HookDispatcher:
-    """Calls a method on every hook that has it, logging (never raising) hook errors."""
+    """Calls a method on every hook that has it, logging (never raising) hook errors.
+
+    Per-step cost when nobody listens is kept near zero: each method's receivers are looked up
+    once (a method a hook inherits unchanged from :class:`Hooks` is a no-op and is never called),
+    and a hook with a ``listening()`` method is skipped while it returns False (LoggingHooks:
+    while ``replaykit.lifecycle`` does not log INFO, no message is formatted).
+    """
 
     def __init__(self, hooks: Sequence[Any]) -> None:
-        self.hooks = list(hooks)
+        self.hooks = tuple(hooks)
+        self._receivers: dict[str, list[tuple[Any, Callable[..., Any], Any]]] = {}
 
-    def emit(self, method: str, *args: Any) -> None:
+    def _lookup(self, method: str) -> list[tuple[Any, Callable[..., Any], Any]]:
+        found = []
+        no_op = getattr(Hooks, method, None)
         for hook in self.hooks:
             fn = getattr(hook, method, None)
-            if fn is None:
+            if fn is None or (no_op is not None and getattr(fn, "__func__", None) is no_op):
                 continue
+            found.append((hook, fn, getattr(hook, "listening", None)))
+        self._receivers[method] = found
+        return found
+
+    def emit(self, method: str, *args: Any) -> None:
+        receivers = self._receivers.get(method)
+        if receivers is None:
+            receivers = self._lookup(method)
+        for hook, fn, listening in receivers:
             try:
-                fn(*args)
+                if listening is None or listening():
+                    fn(*args)
             except Exception:
                 log.exception("hook %s.%s failed", type(hook).__name__, method)
 
@@ -67,6 +86,10 @@ class LoggingHooks(Hooks):
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.log = logger or logging.getLogger("replaykit.lifecycle")
+
+    def listening(self) -> bool:
+        """Whether the logger takes INFO records (else the dispatcher skips this hook)."""
+        return self.log.isEnabledFor(logging.INFO)
 
     def _info(self, msg: str, instance_id: str, workflow: str = "", step: int = 0) -> None:
         extra = {"instance_id": instance_id, "workflow": workflow, "step": step}
