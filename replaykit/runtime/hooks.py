@@ -88,7 +88,8 @@ class LoggingHooks(Hooks):
         self.log = logger or logging.getLogger("replaykit.lifecycle")
 
     def listening(self) -> bool:
-        """Whether the logger takes INFO records (else the dispatcher skips this hook)."""
+        """Whether the logger takes INFO records, the level of every record here (else the
+        dispatcher skips this hook)."""
         return self.log.isEnabledFor(logging.INFO)
 
     def _info(self, msg: str, instance_id: str, workflow: str = "", step: int = 0) -> None:
