@@ -27,6 +27,7 @@ from .commands import (
 )
 from .compensation import Compensation
 from .errors import InvalidCommand, InvalidInput
+from .history import StepEvent
 from .matching import Location, is_marker_for
 
 _ITER_CODES = frozenset(
@@ -138,12 +139,17 @@ class GeneratorDriver(Compensation):
 
     def _decide_marker(self, event: object) -> None:
         """Before ``event`` is applied: it decides the undecided ``Patched``/``DeprecatePatch``
-        the generator waits on. Its marker takes the patch (its handler resolves the step); any
-        other event means the code that recorded it had no patch here (see :meth:`_pass_marker`),
+        the generator waits on. Its marker takes the patch (its handler resolves the step); an
+        outcome of an earlier step leaves it undecided; any other event means the code that
+        recorded it had no patch here (see :meth:`_pass_marker`),
         and then applies to whatever the generator yields next, possibly another marker."""
         while (p := self._marker) is not None:
             command: PatchMarker = p.command  # type: ignore[assignment]
             if is_marker_for(event, p.step, command.id):
+                return
+            if isinstance(event, StepEvent) and event.step < p.step:
+                # the late outcome of an earlier command (a loser of an Any left running, say)
+                # says nothing about the code at the marker's step: it stays undecided
                 return
             self._pass_marker()
 

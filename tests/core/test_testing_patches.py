@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Generator
 from typing import Any
 
-from replaykit import All, Command, Patched, Registry, Sleep, WaitEvent, WorkflowCancelled
+from replaykit import All, AnyOf, Command, Patched, Registry, Sleep, WaitEvent, WorkflowCancelled
 from replaykit.core.definitions import Activity, Workflow
 from replaykit.core.history import ValueRecorded
 from replaykit.testing import WorkflowEnvironment
@@ -140,3 +140,23 @@ def _event(type: str) -> Any:
     from replaykit import EventData
 
     return EventData(type=type)
+
+
+def test_a_losers_late_timer_does_not_turn_a_new_instance_to_the_old_path() -> None:
+    # found by the property suite: an Any that leaves its losers running, then two patch
+    # points; a loser's timer firing while the second Patched waited for its marker made it
+    # false in a brand-new instance, and true when the history was replayed after deprecation
+    def any_then_patches(ctx: Any) -> Generator[Command, Any, list[bool]]:
+        yield AnyOf([Sleep(1.5), Sleep(1.5), Sleep(1.5)], cancel_losers=False)
+        first = yield Patched("p0")
+        second = yield Patched("p1")
+        return [first, second]
+
+    env = WorkflowEnvironment(registry=REGISTRY)
+    wf: Workflow[Any, Any] = Workflow(any_then_patches, name="tp_any_losers")
+    run = env.start(wf, instance_id="losers")
+    run.run_to_completion()
+    assert run.result() == [True, True]
+    resumed = WorkflowEnvironment(registry=REGISTRY).resume(wf, run.history)
+    resumed.run_to_completion()
+    assert resumed.result() == [True, True]
