@@ -17,10 +17,12 @@ from replaykit.core.definitions import Registry
 from replaykit.runtime.app import App
 
 LOG = os.environ.get("RK_QUEUE_LOG", "/dev/null")
-#: (name, concurrency, rate) of the queues the tests use
-QUEUES: list[tuple[str, int | None, tuple[int, float] | None]] = [
-    ("three", 3, None),
-    ("five_per_second", None, (5, 1.0)),
+#: (name, concurrency, per_worker, rate) of the queues the tests use. "three" admits at most one
+#: unfinished instance per worker, so reaching three at once takes three worker processes (without
+#: it, the worker that finishes an instance admits the next at once and one process can do all)
+QUEUES: list[tuple[str, int | None, int | None, tuple[int, float] | None]] = [
+    ("three", 3, 1, None),
+    ("five_per_second", None, None, (5, 1.0)),
 ]
 
 
@@ -54,8 +56,8 @@ def make_app(url: str, *, workers: bool = True) -> App:
         poll_interval=0.1,
         concurrency=8,
     )
-    for name, concurrency, rate in QUEUES:
-        app.queue(name, concurrency=concurrency, rate=rate)
+    for name, concurrency, per_worker, rate in QUEUES:
+        app.queue(name, concurrency=concurrency, per_worker=per_worker, rate=rate)
     return app
 
 
