@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sqlite3
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ SQLITE = common.SqliteCommitCounter()
 SQLITE.install()  # before replaykit opens any connection
 PG = common.PsycopgStatementCounter()
 
-from workloads import raw_postgres, three_steps  # noqa: E402
+from workloads import raw_postgres, raw_sqlite, three_steps  # noqa: E402
 
 from replaykit.core.definitions import Registry  # noqa: E402
 from replaykit.runtime.app import App  # noqa: E402
@@ -56,22 +55,6 @@ PG_DSN = os.environ.get("REPLAYKIT_TEST_PG_DSN") or "postgresql://postgres@127.0
 def _usage() -> tuple[float, float, int]:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime, r.ru_stime, r.ru_nvcsw + r.ru_nivcsw
-
-
-def _raw_sqlite(path: str, synchronous: str, n: int) -> float:
-    """Single-row commits/s on a SQLite file with the run's ``synchronous`` setting."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
-    start = time.perf_counter()
-    for i in range(n):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO t (v) VALUES (?)", (str(i),))
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return n / elapsed
 
 
 def _pg_commits(url: str) -> int:
@@ -96,7 +79,7 @@ def measure(name: str, url: str, options: dict[str, Any], n: int, burst: int) ->
             commits0 = _pg_commits(url)
         else:
             probe = os.path.join(tempfile.mkdtemp(), "raw.db")
-            floor_before = _raw_sqlite(probe, options["synchronous"], 300)
+            floor_before = raw_sqlite(probe, 300, options["synchronous"])
             commits0 = SQLITE.commits
         statements0 = SQLITE.statements if name != "postgres" else PG.round_trips
         u0, s0, cs0 = _usage()
@@ -111,7 +94,7 @@ def measure(name: str, url: str, options: dict[str, Any], n: int, burst: int) ->
             floor_after = raw_postgres(probe_url, 300)
         else:
             commits = SQLITE.commits - commits0
-            floor_after = _raw_sqlite(probe, options["synchronous"], 300)
+            floor_after = raw_sqlite(probe, 300, options["synchronous"])
         t0 = time.perf_counter()
         handles = [app.start_workflow(three_steps, i) for i in range(burst)]
         for h in handles:

@@ -42,11 +42,11 @@ def wait_once(ctx: Any):  # type: ignore[no-untyped-def]
     return event.data
 
 
-def raw_sqlite(path: str, n: int = 500) -> float:
-    """Single-row commits/s on a SQLite file (WAL, synchronous=FULL, BEGIN IMMEDIATE)."""
+def raw_sqlite(path: str, n: int = 500, synchronous: str = "FULL") -> float:
+    """Single-row commits/s on a SQLite file (WAL, ``synchronous`` (FULL), BEGIN IMMEDIATE)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
     start = time.perf_counter()
     for i in range(n):
