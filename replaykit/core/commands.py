@@ -269,7 +269,10 @@ class StartChild(Command, Generic[R], frozen=True):
 
 
 class Recur(Command, frozen=True):
-    """End this run and start the next run of the same workflow with ``input`` (continue-as-new)."""
+    """End this run and start the next run of the same workflow with ``input`` (continue-as-new).
+
+    ``input`` is checked as ``start_workflow`` checks one (it must fit the workflow's input
+    type; None for a workflow that takes none): InvalidInput is raised at the ``yield``."""
 
     input: Any = None
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import builtins
 import hashlib
 import inspect
+import reprlib
 import sys
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, get_type_hints, overload
 
 from .codec import convert, to_builtins
 from .commands import ActivityCall, Command, ParentClose, StartChild
-from .errors import UnknownWorkflow
+from .errors import InvalidInput, UnknownWorkflow
 from .retry import RetryPolicy
 
 P = ParamSpec("P")
@@ -145,7 +146,18 @@ class Workflow(Generic[I, R]):
         return convert(raw, self.input_type, what=f"input of workflow {self.name!r}")
 
     def encode_input(self, value: Any) -> Any:
-        """Encode ``value`` to JSON builtins, checking that it decodes to the input type."""
+        """Encode ``value`` to JSON builtins, checking that it decodes to the input type. A
+        workflow that takes no input (``fn(ctx)``) accepts only None: anything else would be
+        dropped, so it is InvalidInput (argument ``"input"``)."""
+        if not self.takes_input:
+            if value is not None:
+                raise InvalidInput(
+                    f"workflow {self.name!r} takes no input ({self.fn.__qualname__}(ctx)) but "
+                    f"was given {reprlib.repr(value)}: leave the input out, or give the workflow "
+                    "an input parameter",
+                    argument="input",
+                )
+            return None
         raw = to_builtins(value, what=f"input of workflow {self.name!r}")
         self.decode_input(raw)
         return raw

@@ -198,7 +198,7 @@ class GeneratorDriver(Compensation):
 
     def _recur(self, command: Recur) -> tuple[Any, Any] | None:
         try:
-            self.recur_input = to_builtins(command.input, what="Recur input")
+            self.recur_input = self.workflow.encode_input(command.input)
         except InvalidInput as exc:
             return None, exc
         self._abandon_all()

@@ -422,7 +422,7 @@ def _start_child(p: Planner, sc: ScheduledCommand, now: float) -> Plan:
     try:
         check_id(child_id, "child instance id")  # "<parent id>/<step>" may pass the limit
         child = p.registry.workflow(c.workflow)
-        raw_input = child.encode_input(c.input) if child.takes_input else None
+        raw_input = child.encode_input(c.input)
     except (UnknownWorkflow, InvalidInput) as exc:
         error = error_info(exc, retryable=False)
         failed = ChildFailed(step=step, name=c.workflow, child_id=child_id, error=error)

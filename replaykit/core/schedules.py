@@ -94,7 +94,7 @@ def build_schedule(
 ) -> Schedule:
     """The schedule ``App.schedule(workflow, input, **options)`` saves at ``now``: the input
     encoded for the workflow, the spec checked (InvalidInput otherwise)."""
-    raw = workflow.encode_input(input) if workflow.takes_input else None
+    raw = workflow.encode_input(input)
     spec = spec_of(options, raw)
     given = options.get("schedule_id")
     schedule_id = workflow.name if given is None else given  # "" is refused, not defaulted

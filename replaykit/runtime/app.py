@@ -355,7 +355,7 @@ class App(ScheduleClient):
         if instance_id is not None:
             check_id(instance_id)
         wf = self._workflow(workflow)
-        raw = wf.encode_input(input) if wf.takes_input else None
+        raw = wf.encode_input(input)
         seconds = None if timeout is None else check_timeout(timeout, "timeout")
         instance_id = instance_id or uuid.uuid4().hex
         now = self.clock.time()

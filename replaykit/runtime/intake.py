@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ..core.definitions import Registry, Workflow
-from ..core.errors import ReplayKitError
+from ..core.errors import InvalidInput, ReplayKitError
 from ..core.history import EventData
 from ..core.validation import check_id
 
@@ -36,14 +36,23 @@ class StartOn:
 
     def prepare(self, registry: Registry, event: EventData) -> tuple[Workflow[Any, Any], Any, str]:
         """(workflow, input, instance id) for ``event``, the workflow found by name in
-        ``registry``; raises UnknownWorkflow/InvalidInput (an input that does not encode, an
-        instance id past the limit) before anything is stored."""
+        ``registry``; raises UnknownWorkflow/InvalidInput (an input that does not encode, data
+        for a workflow that takes no input, an instance id past the limit) before anything is
+        stored."""
         wf = self.workflow
         if isinstance(wf, str):
             wf = registry.workflow(wf)
         value = self.input(event) if self.input is not None else event.data
-        if wf.takes_input:
+        try:
             wf.encode_input(value)
+        except InvalidInput as exc:
+            if self.input is not None or wf.takes_input:
+                raise
+            raise InvalidInput(
+                f"{exc} (the event's data is the input unless input= makes another: "
+                "input=lambda event: None starts it without)",
+                argument="input",
+            ) from None
         fields = {"type": event.type, "source": event.source, "id": event.id}
         instance_id = self.instance_id.format(**fields, subject=event.subject or "")
         check_id(instance_id, "the instance id made by StartOn's template")

@@ -74,7 +74,7 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         in virtual time."""
         if instance_id is not None:
             check_id(instance_id)
-        raw = wf.encode_input(input) if wf.takes_input else None
+        raw = wf.encode_input(input)
         seconds = None if timeout is None else check_timeout(timeout, "timeout")
         instance_id = instance_id or f"{wf.name}-{len(self.runs) + 1}"
         if instance_id in self.runs:
@@ -122,7 +122,7 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
             queue = queue.name
         if instance_id is not None:
             check_id(instance_id)
-        raw = wf.encode_input(input) if wf.takes_input else None
+        raw = wf.encode_input(input)
         instance_id = instance_id or f"{wf.name}-{len(self.runs) + 1}"
         if instance_id in self.runs:
             return self.runs[instance_id]

@@ -156,3 +156,34 @@ def test_a_good_batch_is_stored_and_starts_its_workflows(
     assert app.result("w1", timeout=10) == {"order": "o"}
     again = client.post("/", content=json.dumps(batch).encode(), headers={"content-type": BATCH})
     assert [e["duplicate"] for e in again.json()["events"]] == [True, True]
+
+
+@workflow(name="poison_tick")
+def poison_tick(ctx: Any) -> Generator[Any, Any, Any]:
+    return "tick"
+    yield  # pragma: no cover
+
+
+def test_event_data_for_a_start_on_workflow_that_takes_no_input_is_400_and_stores_nothing(
+    intake: tuple[App, TestClient],
+) -> None:
+    app, client = intake
+    app.register(poison_tick)
+    app.on_event("tick", poison_tick, instance_id="tick-{id}")
+    app.on_event("tock", "poison_tick", input=lambda event: None, instance_id="tock-{id}")
+    before = stored_rows(app)
+    for body in (
+        structured(type="tick", id="t1", data={"x": 1}),
+        json.dumps([json.loads(structured(type="tick", id="t1", data=0))]).encode(),
+    ):
+        content_type = BATCH if body.startswith(b"[") else STRUCTURED
+        r = client.post("/", content=body, headers={"content-type": content_type})
+        assert r.status_code == 400, r.text
+        assert "'poison_tick' takes no input" in r.json()["message"]
+        assert "input=lambda event: None" in r.json()["message"]
+        assert stored_rows(app) == before
+    headers = {"content-type": STRUCTURED}
+    assert client.post("/", content=structured(type="tick", id="t2"), headers=headers).is_success
+    tock = structured(type="tock", id="t3", data={"x": 1})
+    assert client.post("/", content=tock, headers=headers).is_success
+    assert app.result("tick-t2", timeout=10) == app.result("tock-t3", timeout=10) == "tick"

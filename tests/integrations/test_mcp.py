@@ -192,3 +192,27 @@ async def test_the_published_input_schema_is_closed_and_is_what_is_enforced(
 async def test_unknown_tool_is_an_mcp_error(client: Client) -> None:
     with pytest.raises(MCPError, match="unknown tool"):
         await client.call_tool("nothing_start", {})
+
+
+@workflow
+def nightly(ctx: Any) -> Generator[Any, Any, str]:
+    """Run the nightly job."""
+    return "done"
+    yield  # pragma: no cover
+
+
+async def test_the_start_tool_of_a_workflow_that_takes_no_input_refuses_an_input(
+    sqlite_app: MakeApp,
+) -> None:
+    app = sqlite_app(workflows=[nightly]).start()
+    async with Client(mcp_server(app, [nightly])) as c:
+        tool = {t.name: t for t in (await c.list_tools()).tools}["nightly_start"]
+        assert "input" not in tool.input_schema["properties"]
+        for given in ({"x": 1}, None, 0):
+            with pytest.raises(MCPError) as info:
+                await c.call_tool("nightly_start", {"input": given})
+            assert info.value.code == -32602 and "field 'input'" in info.value.message
+        assert app.list_instances(workflow="nightly") == []
+        started = await c.call_tool("nightly_start", {"instance_id": "n1"})
+        assert not started.is_error
+    assert app.result("n1", timeout=10) == "done"
