@@ -21,6 +21,7 @@ from .codec import convert, to_builtins
 from .commands import ActivityCall, Command, ParentClose, StartChild
 from .errors import InvalidInput, UnknownWorkflow
 from .retry import RetryPolicy
+from .validation import check_id
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -132,7 +133,8 @@ class Workflow(Generic[I, R]):
             raise TypeError(f"@workflow {fn.__qualname__} must take (ctx) or (ctx, input)")
         hints = _hints(fn)
         self.fn = fn
-        self.name = name or fn.__name__
+        #: stored with every instance: an id (at most 255 characters, see core.validation)
+        self.name = check_id(fn.__name__ if name is None else name, "workflow name")
         self.takes_input = len(params) == 2
         self.input_type: Any = hints.get(params[1].name, Any) if self.takes_input else None
         self.result_type: Any = _generator_return_type(hints.get("return"))

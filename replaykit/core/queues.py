@@ -23,8 +23,10 @@ from collections.abc import Sequence
 import msgspec
 
 from .errors import InvalidInput
+from .validation import MAX_ID_LENGTH, check_id
 
-MAX_NAME = 200
+#: the longest queue name: queue names follow the id rule (``core.validation.check_id``)
+MAX_NAME = MAX_ID_LENGTH
 
 
 class QueueSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,8 +46,7 @@ class QueueSpec(msgspec.Struct, frozen=True, kw_only=True):
     rate_period: float | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or len(self.name) > MAX_NAME:
-            raise InvalidInput(f"a queue name is a non-empty string of at most {MAX_NAME} chars")
+        check_id(self.name, "queue name")
         for field in ("concurrency", "per_worker", "rate_limit"):
             value = getattr(self, field)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -112,6 +113,12 @@ def queue_spec(
     )
 
 
+def queue_name(queue: str | QueueSpec) -> str:
+    """The name of ``queue`` (a name or a spec), held to the id rule (InvalidInput, argument
+    ``"queue name"``): an instance stores it."""
+    return queue.name if isinstance(queue, QueueSpec) else check_id(queue, "queue name")
+
+
 def admission(
     spec: QueueSpec,
     *,
@@ -142,4 +149,12 @@ def admission(
     return Admission(count=max(room, 0), retry_at=retry_at)
 
 
-__all__ = ["MAX_NAME", "Admission", "QueueSpec", "QueueStats", "admission", "queue_spec"]
+__all__ = [
+    "MAX_NAME",
+    "Admission",
+    "QueueSpec",
+    "QueueStats",
+    "admission",
+    "queue_name",
+    "queue_spec",
+]

@@ -37,7 +37,7 @@ from ..core.history import (
     decode_event,
     encode_event,
 )
-from ..core.queues import QueueSpec, QueueStats, queue_spec
+from ..core.queues import QueueSpec, QueueStats, queue_name, queue_spec
 from ..core.validation import check_count, check_event, check_id, check_seconds, check_text
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
 from .clock import SYSTEM_VALUES, Clock, SystemClock
@@ -300,7 +300,7 @@ class App(ScheduleClient):
         instance of the queue has the same key. Raises UnknownQueue for a queue nobody has
         declared, and what :meth:`start_workflow` raises. The same ``instance_id`` twice is
         idempotent (the first instance's handle)."""
-        name = queue.name if isinstance(queue, QueueSpec) else queue
+        name = queue_name(queue)
         if isinstance(queue, QueueSpec) and name not in self.queues:
             self.queues[name] = queue
         if isinstance(priority, bool) or not isinstance(priority, int):

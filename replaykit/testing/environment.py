@@ -16,7 +16,7 @@ from ..core.errors import InvalidInput, NonDeterminismError, WorkflowNotFound
 from ..core.forking import fork_cut, forked_start, renewed_subscriptions
 from ..core.history import Event, EventData, Message, WorkflowStarted
 from ..core.interpreter import Interpreter
-from ..core.queues import QueueSpec, QueueStats, queue_spec
+from ..core.queues import QueueSpec, QueueStats, queue_name, queue_spec
 from ..core.validation import check_event, check_id
 from .activity import OutboxRecorder
 from .clock import DEFAULT_START, VirtualClock
@@ -119,7 +119,7 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         it (limits on the virtual clock). Raises UnknownQueue and DuplicateQueueKey."""
         if isinstance(queue, QueueSpec):
             self.store.queues.specs.setdefault(queue.name, queue)
-            queue = queue.name
+        queue = queue_name(queue)
         if instance_id is not None:
             check_id(instance_id)
         raw = wf.encode_input(input)
