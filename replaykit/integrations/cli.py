@@ -41,7 +41,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..core.errors import ReplayKitError, ScheduleNotFound, WorkflowNotFound
+from ..core.errors import ReplayKitError, ScheduleNotFound, StorageError, WorkflowNotFound
 from ..core.schedules import Schedule, upcoming
 from ..runtime.app import App
 from ..storage import INSTANCE_STATUSES, InstanceRecord
@@ -97,12 +97,30 @@ def _emit(options: Options, data: Any, render: Any) -> None:
 
 
 @contextmanager
-def _client(options: Options, *, migrate: bool = False) -> Iterator[App]:
-    app = App(options.url, workers=False, auto_migrate=migrate)
+def _client(options: Options, *, migrated: bool = True) -> Iterator[App]:
+    """A client App on ``options.url``; it never migrates. With ``migrated``, the database must
+    be migrated first (:func:`require_migrated`)."""
+    app = App(options.url, workers=False, auto_migrate=False)
     try:
+        if migrated:
+            require_migrated(app)
         yield app
     finally:
         app.stop()
+
+
+def require_migrated(app: App) -> None:
+    """Raise StorageError saying that the database is not (fully) migrated when a migration of
+    its adapter is pending: a command would otherwise fail on a missing table or column."""
+    status = app.migrations()
+    pending = [f"{m['version']}_{m['name']}" for m in status if m["state"] == "pending"]
+    if pending:
+        state = "not migrated" if len(pending) == len(status) else "not fully migrated"
+        shown = ", ".join(pending[:3]) + (", ..." if len(pending) > 3 else "")
+        raise StorageError(
+            f"the database is {state}: {len(pending)} of {len(status)} migrations are pending "
+            f"({shown}); run 'replaykit migrate' on it first"
+        )
 
 
 def load_app(path: str) -> App:
@@ -272,7 +290,7 @@ def migrate(
 ) -> None:
     """Apply pending schema migrations (or --show them)."""
     options = _opts(ctx)
-    with _client(options) as app:
+    with _client(options, migrated=False) as app:
         if show:
             status = migration_status(app)
             table = Table("version", "name", "state", title="migrations")
@@ -635,6 +653,7 @@ def replay_check_cmd(
     url = options.database or loaded.database
     client = App(url, registry=loaded.registry, workers=False, auto_migrate=False)
     try:
+        require_migrated(client)
         records = _candidates(client, workflow, after, status)
         checked, skipped = _check_all(client, records)
     finally:
@@ -770,7 +789,15 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
-__all__ = ["DEFAULT_DATABASE", "EXIT_CODES", "cli", "load_app", "main", "migration_status"]
+__all__ = [
+    "DEFAULT_DATABASE",
+    "EXIT_CODES",
+    "cli",
+    "load_app",
+    "main",
+    "migration_status",
+    "require_migrated",
+]
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -171,6 +172,49 @@ def test_migrate_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     applied = as_json(url, "migrate")
     assert applied["applied"] == [m["version"] for m in shown]  # type: ignore[index, union-attr]
     assert {m["state"] for m in as_json(url, "migrate", "--show")} == {"applied"}  # type: ignore[union-attr, index]
+
+
+READING_COMMANDS = [
+    ["list"],
+    ["show", "x"],
+    ["stats"],
+    ["queues"],
+    ["schedules", "list"],
+    ["schedules", "pause", "x"],
+    ["cancel", "x"],
+    ["fork", "x", "--step", "1"],
+    ["send-event", "t", "--data", "{}"],
+]
+
+
+def test_commands_on_an_unmigrated_database_say_so_and_exit_1(
+    database_url: str, app_module: Callable[..., str]
+) -> None:
+    for command in [*READING_COMMANDS, ["replay-check", app_module()]]:
+        code, out = invoke(database_url, *command)
+        assert code == 1, (command, out)
+        assert "replaykit: the database is not migrated: " in out, (command, out)
+        assert "run 'replaykit migrate' on it first" in " ".join(out.split()), (command, out)
+    shown = as_json(database_url, "migrate", "--show")
+    assert {m["state"] for m in shown} == {"pending"}  # type: ignore[union-attr, index]
+    assert as_json(database_url, "migrate")["applied"]  # type: ignore[index]
+    assert invoke(database_url, "stats")[0] == invoke(database_url, "queues")[0] == 0
+
+
+def test_commands_on_a_partly_migrated_database_name_the_pending_migrations(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    as_json(url, "migrate")
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # as if migrated by an older release
+        [last] = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        conn.execute("DELETE FROM schema_migrations WHERE version = ?", (last,))
+    conn.close()
+    for command in READING_COMMANDS:
+        code, out = invoke(url, *command)
+        assert code == 1 and "the database is not fully migrated: 1 of " in out, (command, out)
+        assert f"({last}_" in out
+    assert main(["--database", url, "stats"]) == 1
 
 
 def test_database_comes_from_the_environment(
