@@ -358,6 +358,7 @@ def main() -> None:
     )
     parser.add_argument("--reinstall", action="store_true", help="recreate the peers' venvs")
     parser.add_argument("--parked", type=int, help="override the instances parked in (6)")
+    parser.add_argument("--wake", type=int, help="override the event wake-ups measured in (4)")
     parser.add_argument("--json", help="also write the JSON here (default: results/compare-*.json)")
     parser.add_argument(
         "--show",
@@ -379,6 +380,8 @@ def main() -> None:
     sizes = dict(QUICK if args.quick else FULL)
     if args.parked:
         sizes["n_parked"] = args.parked
+    if args.wake:
+        sizes["n_wake"] = args.wake
     n_commits = COMMIT_RUN["quick" if args.quick else "full"]
 
     pythons: dict[str, str] = {}

@@ -8,9 +8,10 @@ every method is a blocking call made from the runtime's worker threads. An async
 mysql-connector's C extension) are faster per call but need a compiler or wheels that match
 the client library, for little gain when a round trip costs far more than the parsing.
 
-* Connections: a small thread-safe pool of our own (:class:`ConnectionPool`, ~60 lines). PyMySQL
-  has no pool; DBUtils' ``PooledDB`` would work but adds a dependency for less than we need here
-  (throw away a connection after a lost-connection error so the retry opens a fresh one).
+* Connections: a small thread-safe pool of our own (``sql_pool.ConnectionPool``, newest first,
+  shared with the PostgreSQL adapter). PyMySQL has no pool; DBUtils' ``PooledDB`` would work but
+  adds a dependency for less than we need here (throw away a connection after a lost-connection
+  error so the retry opens a fresh one).
   Every connection: ``autocommit`` off, ``READ COMMITTED``, ``utf8mb4``; every unit of work is
   one explicit transaction, ended with COMMIT or ROLLBACK (reads too, so no idle pooled
   connection keeps a transaction and its metadata locks open).
@@ -34,11 +35,9 @@ the client library, for little gain when a round trip costs far more than the pa
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
@@ -49,6 +48,7 @@ from replaykit.core.errors import StorageError
 
 from ..sql_common import SqlStorage, safe_url
 from ..sql_liveness import ConnectionHold, Hold, Registration
+from ..sql_pool import ConnectionPool
 from ..sql_steps import Begun, SqlTx, placeholders
 
 #: lost or refused connections (client-side codes): the pool drops the connection, we retry
@@ -118,64 +118,6 @@ def is_connection_error(exc: BaseException) -> bool:
     return bool(exc.args) and exc.args[0] in _CONNECTION_LOST
 
 
-class ConnectionPool:
-    """Up to ``max_size`` connections shared by threads; idle ones are reused newest first."""
-
-    def __init__(self, connect: Callable[[], Any], *, max_size: int, timeout: float) -> None:
-        self._connect = connect
-        self._max_size = max_size
-        self._timeout = timeout
-        self._idle: list[Any] = []
-        self._size = 0
-        self._closed = False
-        self._cond = threading.Condition()
-
-    def get(self) -> Any:
-        deadline = time.monotonic() + self._timeout
-        with self._cond:
-            while not self._idle and self._size >= self._max_size:
-                left = deadline - time.monotonic()
-                if self._closed or left <= 0 or not self._cond.wait(left):
-                    raise StorageError(
-                        f"no MySQL connection free after {self._timeout:.0f} s "
-                        f"(max_pool={self._max_size}): raise max_pool or lower concurrency"
-                    )
-            if self._closed:
-                raise StorageError("the MySQL storage is closed")
-            if self._idle:
-                return self._idle.pop()
-            self._size += 1
-        try:
-            return self._connect()
-        except BaseException:
-            self._discard(None)
-            raise
-
-    def put(self, conn: Any, *, broken: bool = False) -> None:
-        with self._cond:
-            if not broken and not self._closed:
-                self._idle.append(conn)
-                self._cond.notify()
-                return
-        self._discard(conn)
-
-    def _discard(self, conn: Any) -> None:
-        if conn is not None:
-            conn.close()
-        with self._cond:
-            self._size -= 1
-            self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            self._size -= len(idle)
-            self._cond.notify_all()
-        for conn in idle:
-            conn.close()
-
-
 class MysqlSession:
     """``ctx.session`` of a transactional activity: the adapter's open transaction.
 
@@ -200,7 +142,7 @@ class _Begun:
 
     __slots__ = ("conn", "pool")
 
-    def __init__(self, pool: ConnectionPool, conn: Any) -> None:
+    def __init__(self, pool: ConnectionPool[Any], conn: Any) -> None:
         self.pool = pool
         self.conn = conn
 
@@ -215,6 +157,11 @@ class _Begun:
 
     def rollback(self) -> None:
         self.pool.put(self.conn, broken=not _rolled_back(self.conn))
+
+
+def _close(conn: Any) -> None:
+    with suppress(pymysql.err.Error):  # already closed after a lost connection
+        conn.close()
 
 
 def _rolled_back(conn: Any) -> bool:
@@ -270,8 +217,12 @@ class MysqlStorage(SqlStorage):
         self.migrate_lock_seconds = migrate_lock_seconds
         self._args = connect_args(url.replace("mariadb://", "mysql://", 1))
         self._sql: dict[tuple[str, bool], str] = {}
-        self._pool = ConnectionPool(
-            lambda: open_connection(self._args), max_size=max_pool, timeout=pool_timeout
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            lambda: open_connection(self._args),
+            _close,
+            what="MySQL",
+            max_size=max_pool,
+            timeout=pool_timeout,
         )
         self._workers: dict[str, Registration] = {}
         try:  # connect once now: an unreachable server fails at once, with the driver's reason

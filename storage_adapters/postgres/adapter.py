@@ -1,6 +1,8 @@
 """The PostgreSQL adapter: many worker processes and machines on one database.
 
-* Connections come from a ``psycopg_pool.ConnectionPool``; every unit of work is one transaction.
+* Connections come from ``sql_pool.ConnectionPool`` (newest first, so the connection a thread
+  gets is the one whose prepared statements and PL/pgSQL plans are warm); every unit of work is
+  one transaction (a single statement runs in autocommit mode).
 * Claims (instances, outbox rows, competing messages) use ``FOR UPDATE SKIP LOCKED``, so workers
   never wait on each other's rows and never take the same row.
 * Deliveries and wait registrations on the same event type / channel are serialized with
@@ -28,7 +30,7 @@ import msgspec
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg.pq import TransactionStatus
 
 from replaykit.core.errors import StorageError
 from replaykit.storage import (
@@ -44,6 +46,7 @@ from replaykit.storage import (
 from .. import sql_queues
 from ..sql_common import SqlStorage, instance_from_row, safe_url
 from ..sql_liveness import ConnectionHold, Hold, Registration
+from ..sql_pool import ConnectionPool
 from ..sql_steps import Begun, SqlTx, at_write, lease_end, placeholders
 from . import fastpath
 
@@ -69,6 +72,29 @@ def check_reachable(url: str, timeout: float) -> None:
         raise StorageError(f"cannot connect to PostgreSQL at {safe_url(url)}: {exc}") from exc
 
 
+def _connect(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=True)
+
+
+def _close(conn: psycopg.Connection[Any]) -> None:
+    conn.close()
+
+
+def _reusable(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``conn`` is idle and usable; an open transaction (after a failed COMMIT) is
+    rolled back first."""
+    if conn.broken or conn.closed:
+        return False
+    status = conn.info.transaction_status
+    if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            return False
+        status = conn.info.transaction_status
+    return status == TransactionStatus.IDLE
+
+
 class _Begun:
     """A pooled connection, in a transaction when ``write`` (see ``sql_steps.Begun``)."""
 
@@ -89,16 +115,16 @@ class _Begun:
             if self.write:
                 self.conn.execute("COMMIT")
         finally:
-            self.pool.putconn(self.conn)  # after a failed COMMIT the pool rolls back or discards
+            self.pool.put(self.conn, broken=not _reusable(self.conn))
 
     def rollback(self) -> None:
         try:
             if self.write and not self.conn.closed:
                 self.conn.execute("ROLLBACK")
         except psycopg.Error:
-            pass  # the pool discards a connection it cannot bring back to idle
+            pass  # _reusable tells whether the connection can be used again
         finally:
-            self.pool.putconn(self.conn)
+            self.pool.put(self.conn, broken=not _reusable(self.conn))
 
 
 class _AdvisoryHold(ConnectionHold):
@@ -140,6 +166,7 @@ class PostgresStorage(SqlStorage):
         poll_interval: float = 1.0,
         retry_seconds: float = 30.0,
         connect_timeout: float = 5.0,
+        pool_timeout: float = 30.0,
     ) -> None:
         self.url = url
         self.poll_interval = poll_interval
@@ -151,12 +178,12 @@ class PostgresStorage(SqlStorage):
         self._workers: dict[str, Registration] = {}
         check_reachable(url, connect_timeout)
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            url,
+            lambda: _connect(url),
+            _close,
+            what="PostgreSQL",
             min_size=min_pool,
             max_size=max_pool,
-            kwargs={"autocommit": True},
-            name="replaykit",
-            open=True,
+            timeout=pool_timeout,
         )
 
     # -- fast paths (see fastpath.py) ---------------------------------------------------------
@@ -288,12 +315,12 @@ class PostgresStorage(SqlStorage):
 
     # -- dialect hooks ----------------------------------------------------------------------
     def _open(self, *, write: bool, exclusive: bool = False) -> Begun:
-        conn = self._pool.getconn()
+        conn = self._pool.get()
         if write:
             try:
                 conn.execute("BEGIN")
             except BaseException:
-                self._pool.putconn(conn)
+                self._pool.put(conn, broken=not _reusable(conn))
                 raise
         # reads are single statements: autocommit saves the BEGIN/COMMIT round trips
         return _Begun(self._pool, conn, write)

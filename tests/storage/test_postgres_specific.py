@@ -164,3 +164,33 @@ def test_a_targeted_event_keeps_its_exact_time_whatever_the_float_output(
         assert isinstance(event, EventReceived) and event.at == now and event.event.data == 0.1
     finally:
         storage.close()
+
+
+def test_one_caller_at_a_time_keeps_using_the_connection_returned_last(
+    pg_storage: Storage, pg_schema_dsn: str
+) -> None:
+    """After a burst opened several connections, calls made one at a time all go to the one
+    returned last, whose prepared statements and PL/pgSQL plans are warm, not to each in turn
+    (a cold one costs milliseconds: the event wake-up of benchmarks/README.md)."""
+    running(pg_storage, "a")
+    together = threading.Barrier(3)
+    pids: list[int] = []
+
+    def hold(tx: Any) -> None:  # three connections at once
+        pids.append(tx.rows("SELECT pg_backend_pid() AS pid, 'burst'")[0]["pid"])
+        together.wait(10)
+
+    read = pg_storage._read  # type: ignore[attr-defined]
+    burst = [threading.Thread(target=read, args=(hold,)) for _ in range(3)]
+    for thread in burst:
+        thread.start()
+    for thread in burst:
+        thread.join(10)
+    for _ in range(6):
+        assert pg_storage.get_instance("a") is not None
+    with psycopg.connect(pg_schema_dsn) as admin:
+        rows = admin.execute(
+            "SELECT pid, query FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+        ).fetchall()
+    still_burst = sorted("'burst'" in query for _, query in rows)
+    assert still_burst == [False, True, True]  # only one took the six calls
