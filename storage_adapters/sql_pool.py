@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -52,6 +53,9 @@ class ConnectionPool(Generic[C]):
         self._size = 0
         self._closed = False
         self._cond = threading.Condition()
+        # a pool dropped without close() (e.g. a storage an App reopened after stop()) closes
+        # its idle connections when it is garbage-collected, or at exit
+        weakref.finalize(self, _close_each, self._idle, close)
 
     def get(self) -> C:
         """The idle connection returned last, a new one while fewer than ``max_size`` exist,
@@ -112,8 +116,14 @@ class ConnectionPool(Generic[C]):
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            idle, self._idle, self._idle_since = self._idle, [], []
+            idle = list(self._idle)
+            self._idle.clear()
+            self._idle_since.clear()
             self._size -= len(idle)
             self._cond.notify_all()
-        for conn in idle:
-            self._close(conn)
+        _close_each(idle, self._close)
+
+
+def _close_each(connections: list[C], close: Callable[[C], None]) -> None:
+    for conn in connections:
+        close(conn)

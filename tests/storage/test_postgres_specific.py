@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -194,3 +195,13 @@ def test_one_caller_at_a_time_keeps_using_the_connection_returned_last(
         ).fetchall()
     still_burst = sorted("'burst'" in query for _, query in rows)
     assert still_burst == [False, True, True]  # only one took the six calls
+
+
+def test_a_storage_dropped_without_close_leaves_no_connection_open(pg_schema_dsn: str) -> None:
+    """As when an App is used again after stop(): the storage it reopened is never closed. Its
+    pooled connections are closed when it is collected (a psycopg connection collected while
+    open is a ResourceWarning, an error in this suite)."""
+    storage = open_storage(pg_schema_dsn)
+    assert storage.get_instance("nobody") is None
+    del storage
+    gc.collect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 
@@ -121,3 +122,11 @@ def test_closing_the_pool_closes_the_idle_connections() -> None:
     assert taken.closed
     with pytest.raises(StorageError, match="closed"):
         pool.get()
+
+
+def test_a_pool_dropped_without_close_closes_its_idle_connections() -> None:
+    pool, opened = make_pool()
+    pool.put(pool.get())
+    del pool
+    gc.collect()
+    assert [conn.closed for conn in opened] == [True]
