@@ -298,6 +298,9 @@ class StepCommit(msgspec.Struct, kw_only=True):
     recur_started: bytes | None = None
     recur_version: str | None = None  # the code version of the next run (None: unchanged)
     now: float = 0.0
+    #: the instance has no timer, wait or subscription stored (its executor started it, set
+    #: none and it has no deadline): a terminal commit need not look for them to delete
+    clean: bool = False
 
 
 class CommitResult(msgspec.Struct, kw_only=True):

@@ -4,7 +4,7 @@ waits and timers, firing due timers. Functions over an open transaction."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from replaykit.core.errors import LeaseLost
@@ -148,6 +148,79 @@ def commit_keys(commit: StepCommit) -> list[str]:
     return keys
 
 
+def is_simple(c: StepCommit) -> bool:
+    """Whether ``c`` only appends history, consumes inbox rows and moves the lease/status (the
+    most common step: an activity's result, the end of a workflow without a parent)."""
+    return not (
+        c.timers
+        or c.waits
+        or c.cancel_steps
+        or c.publishes
+        or c.subscriptions
+        or c.children
+        or c.cancel_children
+        or c.outbox
+        or c.recur
+        or c.parent_event is not None
+        or c.status not in _SIMPLE_STATUSES
+    )
+
+
+_SIMPLE_STATUSES = frozenset(("running", *TERMINAL_STATUSES))
+_SIMPLE_RUNNING = (
+    "UPDATE rk_instances SET lease_expires_at = ?, updated_at = ?, history_len = ? "
+    f"WHERE instance_id = ? AND {HELD}"
+)
+_SIMPLE_TERMINAL = (
+    "UPDATE rk_instances SET status = ?, output = ?, error = ?, lease_owner = NULL, "
+    f"lease_expires_at = NULL, updated_at = ?, history_len = ? WHERE instance_id = ? AND {HELD}"
+)
+_APPEND = "INSERT INTO rk_history (instance_id, seq, event) VALUES (?, ?, ?)"
+
+
+def apply_simple(execute: Callable[[str, Sequence[Any]], Any], c: StepCommit) -> CommitResult:
+    """Apply a simple StepCommit (:func:`is_simple`) with ``execute(sql, params)`` returning the
+    driver's cursor, statement by statement with no dialect placeholder: for a database whose
+    write transaction already holds the instance's row (SQLite's ``BEGIN IMMEDIATE``), so the
+    lease end ``c.lease_expires_at`` is the write's. Raises LeaseLost, writing nothing (the
+    lease check is the first statement)."""
+    instance_id, history_len = c.instance_id, c.history_len
+    end = history_len + len(c.events)
+    terminal = c.status != "running"
+    if terminal:
+        params: tuple[Any, ...] = (
+            c.status,
+            dump_json(c.output),
+            dump_json(c.error),
+            c.now,
+            end,
+            instance_id,
+            c.owner,
+            c.lease_token,
+        )
+        changed = execute(_SIMPLE_TERMINAL, params).rowcount
+    else:
+        params = (c.lease_expires_at, c.now, end, instance_id, c.owner, c.lease_token)
+        changed = execute(_SIMPLE_RUNNING, params).rowcount
+    if changed != 1:
+        raise lease_lost(c)
+    if c.consumed_inbox:
+        consumed = placeholders(c.consumed_inbox)
+        execute(
+            f"DELETE FROM rk_inbox WHERE instance_id = ? AND id IN ({consumed})",
+            (instance_id, *c.consumed_inbox),
+        )
+    for seq, event in enumerate(c.events, history_len):
+        execute(_APPEND, (instance_id, seq, event))
+    if terminal and not c.clean:
+        for table in _CLEANUP:
+            execute(f"DELETE FROM {table} WHERE instance_id = ?", (instance_id,))
+    return CommitResult(released=terminal)
+
+
+_CLEANUP = ("rk_timers", "rk_waits", "rk_subscriptions")
+
+
 def apply_commit(tx: SqlTx, c: StepCommit) -> CommitResult:
     """Apply a StepCommit in the order its docstring gives (see ``replaykit.storage``)."""
     tx.lock_keys(commit_keys(c))
@@ -283,7 +356,8 @@ def _finish(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> None:
         dump_json(c.error),
         c.instance_id,
     )
-    delete_all(tx, c.instance_id, ["rk_timers", "rk_waits", "rk_subscriptions"])
+    if not c.clean:
+        delete_all(tx, c.instance_id, _CLEANUP)
     parent_id, parent_step = instance["parent_id"], instance["parent_step"]
     if parent_id is None or parent_step is None or c.parent_event is None:
         return

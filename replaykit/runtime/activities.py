@@ -159,7 +159,7 @@ async def _bounded(
 def invoke(
     fn: Callable[..., Any],
     takes_ctx: bool,
-    ctx: RuntimeActivityContext,
+    ctx: RuntimeActivityContext | None,
     call: Any,
     runner: AsyncRunner,
     *,
@@ -173,14 +173,16 @@ def invoke(
     whichever comes first. At the bound a coroutine is cancelled; a sync function runs on a
     thread of its own and is *abandoned* (it cannot be stopped: ``ctx.abandoned`` is set, its
     heartbeats stop, its result is discarded, and ``on_abandon(future)`` lets the caller finish
-    what the thread still holds when it ends).
+    what the thread still holds when it ends). ``ctx`` may be None only for an unbounded call
+    of a function that does not take it.
     """
-    args = (ctx, *call.args) if takes_ctx else tuple(call.args)
+    args = (ctx, *call.args) if takes_ctx else call.args
     timeout: float | None = call.timeout
-    bounds = [b for b in (timeout, limit) if b is not None]
-    if not bounds:
+    if timeout is None and limit is None:
         result = fn(*args, **call.kwargs)
         return runner.run(result) if asyncio.iscoroutine(result) else result
+    assert ctx is not None
+    bounds = [b for b in (timeout, limit) if b is not None]
     bound = min(bounds)
     by_timeout = timeout is not None and bound == timeout
 

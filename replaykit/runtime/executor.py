@@ -130,6 +130,9 @@ class InstanceExecutor:
         self.lost = False
         self._after_replay = False  # nothing fed since the stored history was replayed
         self._held = False  # commit as waiting although activities are queued (deadline)
+        #: nothing of this instance is stored in rk_timers/rk_waits/rk_subscriptions: it was
+        #: created here (no earlier run), has no deadline, and no commit here has set any
+        self._clean = started is not None and record.deadline is None
 
     # ------------------------------------------------------------------ entry point
 
@@ -340,6 +343,22 @@ class InstanceExecutor:
         definition = call.definition or self.host.registry.activities.get(call.name)
         hooks = self.host.hooks
         hooks.emit("activity_started", self.instance_id, sc.step, call.name, sc.attempt)
+        if (
+            definition is not None
+            and not definition.takes_ctx
+            and call.timeout is None
+            and self._time_left(command) is None
+        ):
+            # Nothing can reach a context (no session to open, no outbox) and nothing bounds
+            # the call: call it and commit its step.
+            started = time.perf_counter()
+            try:
+                result = self._call(definition, None, call)
+            except Exception as exc:
+                self._record_failure(sc, call, exc)
+                return False
+            self._record_success(sc, call, result, started, is_comp)
+            return self._after_commit(self._commit_now())
         ctx = RuntimeActivityContext(
             instance_id=self.instance_id,
             workflow=self.workflow.name,
@@ -393,7 +412,7 @@ class InstanceExecutor:
     def _call(
         self,
         definition: Any,
-        ctx: RuntimeActivityContext,
+        ctx: RuntimeActivityContext | None,
         call: ActivityCall[Any],
         limit: float | None = None,
         scope: AbstractContextManager[Any] | None = None,
@@ -467,6 +486,9 @@ class InstanceExecutor:
         commit.history_len = self.history_len
         commit.lease_expires_at = now + self.host.lease_seconds
         commit.now = now
+        if commit.timers or commit.waits or commit.subscriptions:
+            self._clean = False
+        commit.clean = self._clean
         if self.interp.finished:
             finish = self.planner.finish(
                 self.interp,

@@ -44,6 +44,7 @@ from replaykit.storage import (
 )
 
 from .. import sql_queues
+from ..sql_commit import is_simple
 from ..sql_common import SqlStorage, instance_from_row, safe_url
 from ..sql_liveness import ConnectionHold, Hold, Registration
 from ..sql_pool import ConnectionPool
@@ -223,7 +224,7 @@ class PostgresStorage(SqlStorage):
         return stored, False
 
     def commit(self, commit: StepCommit) -> CommitResult:
-        if not fastpath.is_simple(commit):
+        if not is_simple(commit):
             return super().commit(commit)
         called = time.monotonic()
         result = self._statement(lambda conn: fastpath.step(conn, at_write(commit, called)))
@@ -327,7 +328,7 @@ class PostgresStorage(SqlStorage):
 
     def _commit_in(self, tx: SqlTx, commit: StepCommit) -> CommitResult:
         """A simple step is one statement (the fast path's) in the open transaction too."""
-        if fastpath.is_simple(commit):
+        if is_simple(commit):
             return fastpath.step(tx.conn, commit)
         return super()._commit_in(tx, commit)
 

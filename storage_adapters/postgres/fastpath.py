@@ -77,23 +77,24 @@ w AS (DELETE FROM rk_waits WHERE instance_id IN (SELECT instance_id FROM u)),
 s AS (DELETE FROM rk_subscriptions WHERE instance_id IN (SELECT instance_id FROM u))"""
 
 
-def _step_sql(terminal: bool, consumes: bool, one: bool) -> str:
+def _step_sql(terminal: bool, consumes: bool, one: bool, clean: bool = False) -> str:
     sql = _STEP_HEAD.format(
         assign=_TERMINAL_ASSIGN if terminal else _RUNNING_ASSIGN,
         history=_ONE_EVENT if one else _MANY_EVENTS,
     )
     if consumes:
         sql += _INBOX_PART
-    if terminal:
+    if terminal and not clean:  # clean: no timer, wait or subscription to look for
         sql += _CLEANUP_PART
     return sql + "\nSELECT instance_id FROM u"
 
 
 STEP_SQL = {
-    (t, c, o): _step_sql(t, c, o)
+    (t, c, o, k): _step_sql(t, c, o, k)
     for t in (False, True)
     for c in (False, True)
     for o in (False, True)
+    for k in (False, True)
 }
 
 CREATE_SQL = """
@@ -203,23 +204,6 @@ def load_run(conn: Any, instance_id: str) -> list[tuple[int, int, bytes]]:
     return rows
 
 
-def is_simple(c: StepCommit) -> bool:
-    """Whether ``c`` only appends history, consumes inbox rows and moves the lease/status."""
-    return not (
-        c.timers
-        or c.waits
-        or c.cancel_steps
-        or c.publishes
-        or c.subscriptions
-        or c.children
-        or c.cancel_children
-        or c.outbox
-        or c.recur
-        or c.parent_event is not None
-        or c.status not in ("running", *TERMINAL_STATUSES)
-    )
-
-
 def step(conn: Any, c: StepCommit) -> CommitResult:
     """Apply a simple StepCommit with one statement (raises LeaseLost, writing nothing)."""
     terminal = c.status in TERMINAL_STATUSES
@@ -242,7 +226,7 @@ def step(conn: Any, c: StepCommit) -> CommitResult:
     else:
         params["seqs"] = list(range(c.history_len, c.history_len + len(c.events)))
         params["events"] = c.events
-    sql = STEP_SQL[(terminal, bool(c.consumed_inbox), one)]
+    sql = STEP_SQL[(terminal, bool(c.consumed_inbox), one, c.clean)]
     if conn.execute(sql, params, prepare=True).fetchone() is None:
         raise lease_lost(c)
     return CommitResult(released=terminal)

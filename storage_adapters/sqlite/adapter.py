@@ -45,11 +45,13 @@ from typing import Any
 import sqlite_utils
 
 from replaykit.core.errors import StorageError
+from replaykit.storage import CommitResult, StepCommit
 
 from ..group_commit import GroupCommit
+from ..sql_commit import apply_simple, is_simple
 from ..sql_common import SqlStorage
 from ..sql_liveness import Hold, Registration
-from ..sql_steps import Begun
+from ..sql_steps import Begun, SqlTx
 
 _RETRYABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
@@ -308,6 +310,16 @@ class SqliteStorage(SqlStorage):
 
     def _is_retryable(self, exc: BaseException) -> bool:
         return is_busy(exc)
+
+    def _commit_in(self, tx: SqlTx, commit: StepCommit) -> CommitResult:
+        """A simple step (``sql_commit.is_simple``) runs its few statements straight on the
+        connection: ``BEGIN IMMEDIATE`` holds the write lock, so no row lock is waited for."""
+        if not is_simple(commit):
+            return super()._commit_in(tx, commit)
+        conn = tx.conn
+        if self.memory:
+            return apply_simple(lambda sql, params: self._execute(conn, sql, params), commit)
+        return apply_simple(conn.execute, commit)
 
     # -- liveness ---------------------------------------------------------------------------
     def _take_hold(self, worker_id: str) -> Hold:
