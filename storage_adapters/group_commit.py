@@ -80,6 +80,21 @@ class GroupCommit:
     def submit(self, work: Callable[[SqlTx], T]) -> T:
         """Run ``work`` in a write transaction, possibly together with other threads' units;
         return its result (or raise its error) once that transaction has committed."""
+        with self._mutex:
+            lone = not self._leading
+            if lone:
+                self._leading = True
+        if lone:  # nobody writes: this unit is the batch, in a transaction of its own
+            try:
+                return self._storage._run(work)
+            finally:
+                with self._mutex:
+                    self.batches += 1
+                    self.units += 1
+                    if self._queue:
+                        self._queue[0].wake.release()  # hand the lead to the oldest waiting unit
+                    else:
+                        self._leading = False
         unit = _Unit(work)
         with self._mutex:
             self._queue.append(unit)

@@ -31,8 +31,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -246,27 +245,23 @@ class SqlStorage(ScheduleSql):
         return False
 
     # -- transactions -----------------------------------------------------------------------
-    @contextmanager
-    def _begin(self, *, write: bool, exclusive: bool = False) -> Iterator[Any]:
-        """A connection inside an open transaction: commit on normal exit, roll back on error."""
-        begun = self._open(write=write, exclusive=exclusive)
-        try:
-            yield begun.conn
-        except BaseException:
-            begun.rollback()
-            raise
-        begun.commit()
-
     def _run(self, work: Callable[[SqlTx], T], *, write: bool = True, exclusive: bool = False) -> T:
-        """Run ``work`` in one transaction, retrying the whole of it on busy/deadlock errors."""
+        """Run ``work`` in one transaction (committed when it returns, rolled back when it
+        raises), retrying the whole of it on busy/deadlock errors."""
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.005
         while True:
             try:
-                with self._begin(write=write, exclusive=exclusive) as conn:
-                    tx = SqlTx(self, conn)
+                begun = self._open(write=write, exclusive=exclusive)
+                try:
+                    tx = SqlTx(self, begun.conn)
                     result = work(tx)
-                    self._flush_notifies(tx)
+                    if tx.notify_kinds:
+                        self._flush_notifies(tx)
+                except BaseException:
+                    begun.rollback()
+                    raise
+                begun.commit()
                 if write:
                     self.commits += 1
                 return result

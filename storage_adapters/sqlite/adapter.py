@@ -54,6 +54,7 @@ from ..sql_liveness import Hold, Registration
 from ..sql_steps import Begun, SqlTx
 
 _RETRYABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_BEGIN_EXCLUSIVE, _BEGIN_WRITE, _BEGIN_READ = "BEGIN EXCLUSIVE", "BEGIN IMMEDIATE", "BEGIN DEFERRED"
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 
 
@@ -89,7 +90,12 @@ class _Begun:
     def commit(self) -> None:
         conn = self.conn
         try:
-            self.storage._retry_busy(lambda: conn.execute("COMMIT"))
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # busy: retried (a reader still ends)
+                if not is_busy(exc):
+                    raise
+                self.storage._retry_busy(lambda: conn.execute("COMMIT"))
         except BaseException:
             self.rollback()
             raise
@@ -299,8 +305,13 @@ class SqliteStorage(SqlStorage):
                     "through it instead of a separate write"
                 )
             return _Joined(conn)  # a read inside this thread's open transaction sees its writes
-        mode = "EXCLUSIVE" if exclusive else "IMMEDIATE" if write else "DEFERRED"
-        self._retry_busy(lambda: conn.execute(f"BEGIN {mode}"))
+        begin = _BEGIN_EXCLUSIVE if exclusive else _BEGIN_WRITE if write else _BEGIN_READ
+        try:
+            conn.execute(begin)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            self._retry_busy(lambda: conn.execute(begin))
         return _Begun(self, conn)
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
