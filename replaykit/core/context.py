@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -55,7 +56,11 @@ class WorkflowContext:
         self.continued_from = continued_from
         self._replaying = replaying
         self._step = step
-        self.log = ReplayAwareLogger(logging.getLogger(f"replaykit.workflow.{workflow}"), self)
+
+    @functools.cached_property
+    def log(self) -> ReplayAwareLogger:
+        """The logger ``replaykit.workflow.<name>``, silent while replaying."""
+        return ReplayAwareLogger(logging.getLogger(f"replaykit.workflow.{self.workflow}"), self)
 
     @property
     def is_replaying(self) -> bool:

@@ -63,7 +63,6 @@ class RuntimeActivityContext:
         workflow: str,
         step: int,
         attempt: int,
-        outbox: Outbox,
         heartbeat: Callable[[], None],
         compensating_result: Any = None,
     ) -> None:
@@ -72,12 +71,23 @@ class RuntimeActivityContext:
         self.step = step
         self.attempt = attempt
         self._transaction: Any = None
-        self.outbox = outbox
+        self._outbox: Outbox | None = None
         self.compensating_result = compensating_result
         self._heartbeat = heartbeat
         #: set when the attempt was abandoned (its timeout or the instance's deadline came
         #: first): its heartbeat no longer counts, its outcome is discarded
         self.abandoned = False
+
+    @property
+    def outbox(self) -> Outbox:
+        """CloudEvents that commit with this activity's result (made on first use)."""
+        if self._outbox is None:
+            self._outbox = Outbox(f"replaykit/{self.workflow}/{self.instance_id}")
+        return self._outbox
+
+    def outbox_items(self) -> list[OutboxSpec]:
+        """What the activity sent through :attr:`outbox` (none if it never used it)."""
+        return [] if self._outbox is None else list(self._outbox.items)
 
     @property
     def session(self) -> Any:

@@ -58,7 +58,7 @@ from ..storage import (
     TimerSpec,
     WaitSpec,
 )
-from .activities import Abandoned, AsyncRunner, Outbox, RuntimeActivityContext, invoke
+from .activities import Abandoned, AsyncRunner, RuntimeActivityContext, invoke
 from .clock import Clock
 from .hooks import HookDispatcher
 
@@ -364,7 +364,6 @@ class InstanceExecutor:
             workflow=self.workflow.name,
             step=sc.step,
             attempt=sc.attempt,
-            outbox=Outbox(f"replaykit/{self.workflow.name}/{self.instance_id}"),
             heartbeat=lambda: self.host.heartbeat_now(self.instance_id),
             compensating_result=command.original_result
             if isinstance(command, Compensate)
@@ -386,7 +385,7 @@ class InstanceExecutor:
             else:
                 self._record_success(sc, call, result, started, is_comp)
                 commit = self._build_commit()
-                commit.outbox = list(ctx.outbox.items)
+                commit.outbox = ctx.outbox_items()
                 self._check_held(commit)
                 outcome = tx.commit(commit)
             finally:
@@ -404,7 +403,7 @@ class InstanceExecutor:
                 failure = exc
             if failure is None:
                 self._record_success(sc, call, result, started, is_comp)
-                return self._after_commit(self._commit_now(outbox=ctx.outbox.items))
+                return self._after_commit(self._commit_now(outbox=ctx.outbox_items()))
         assert failure is not None
         self._record_failure(sc, call, failure)
         return False
