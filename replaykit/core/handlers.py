@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from .bookkeeping import Pending
 from .codec import PLAIN_TYPES, convert
@@ -59,30 +59,42 @@ from .history import (
 )
 from .matching import fits, mismatch
 
+_HANDLER_NAMES: dict[type[Event], str] = {
+    WorkflowStarted: "_on_started",
+    CancelRequested: "_on_cancel_requested",
+    ActivityCompleted: "_on_activity_completed",
+    ActivityFailed: "_on_activity_failed",
+    RetryTimerFired: "_on_retry_timer_fired",
+    TimerFired: "_on_timer_fired",
+    EventReceived: "_on_event_received",
+    EventTimedOut: "_on_event_timed_out",
+    MessageReceived: "_on_message_received",
+    ReceiveTimedOut: "_on_receive_timed_out",
+    ChildCompleted: "_on_child_completed",
+    ChildFailed: "_on_child_failed",
+    ValueRecorded: "_on_value_recorded",
+    EffectApplied: "_on_effect_applied",
+    CompensationCompleted: "_on_compensation_completed",
+    CompensationFailed: "_on_compensation_failed",
+}
+
 
 class EventHandlers(GeneratorDriver):
     """Applies one history event to the interpreter's state (``_on_<event>``)."""
 
-    def _handler_table(self) -> dict[type[Event], Callable[[Any], None]]:
-        """The state rules as a table: each history event kind and the handler that applies it."""
-        return {
-            WorkflowStarted: self._on_started,
-            CancelRequested: self._on_cancel_requested,
-            ActivityCompleted: self._on_activity_completed,
-            ActivityFailed: self._on_activity_failed,
-            RetryTimerFired: self._on_retry_timer_fired,
-            TimerFired: self._on_timer_fired,
-            EventReceived: self._on_event_received,
-            EventTimedOut: self._on_event_timed_out,
-            MessageReceived: self._on_message_received,
-            ReceiveTimedOut: self._on_receive_timed_out,
-            ChildCompleted: self._on_child_completed,
-            ChildFailed: self._on_child_failed,
-            ValueRecorded: self._on_value_recorded,
-            EffectApplied: self._on_effect_applied,
-            CompensationCompleted: self._on_compensation_completed,
-            CompensationFailed: self._on_compensation_failed,
-        }
+    _handler_cache: ClassVar[dict[type[Event], Callable[[Any, Any], None]]]
+
+    @classmethod
+    def _handler_table(cls) -> dict[type[Event], Callable[[Any, Any], None]]:
+        """The state rules as a table: each history event kind and the handler (a function of
+        the interpreter and the event) that applies it; built once per class."""
+        table: dict[type[Event], Callable[[Any, Any], None]] | None = cls.__dict__.get(
+            "_handler_cache"
+        )
+        if table is None:
+            table = {kind: getattr(cls, name) for kind, name in _HANDLER_NAMES.items()}
+            cls._handler_cache = table
+        return table
 
     def _on_started(self, event: WorkflowStarted) -> None:
         if self.started:

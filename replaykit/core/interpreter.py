@@ -24,7 +24,7 @@ The interpreter is built in layers, one module each, every layer using only thos
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from .commands import ChannelMode, Command, PatchMarker
@@ -50,7 +50,7 @@ class Interpreter(EventHandlers):
         super().__init__(
             workflow, instance_id=instance_id, registry=registry, error_resolver=error_resolver
         )
-        self._handlers: dict[type[Event], Callable[[Any], None]] = self._handler_table()
+        self._handlers = self._handler_table()
 
     # ------------------------------------------------------------------ public API
 
@@ -72,7 +72,7 @@ class Interpreter(EventHandlers):
                     raise InvalidCommand(f"not a history event: {event!r}")
                 if self._marker is not None:
                     self._decide_marker(event)
-                handler(event)
+                handler(self, event)
                 self.events_applied += 1
         except NonDeterminismError as exc:
             self._broken = exc

@@ -65,13 +65,14 @@ class RuntimeActivityContext:
         attempt: int,
         heartbeat: Callable[[], None],
         compensating_result: Any = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.workflow = workflow
         self.step = step
         self.attempt = attempt
         self._transaction: Any = None
-        self._outbox: Outbox | None = None
+        self._outbox = outbox  # made on first use when not given
         self.compensating_result = compensating_result
         self._heartbeat = heartbeat
         #: set when the attempt was abandoned (its timeout or the instance's deadline came
