@@ -96,6 +96,12 @@ class Interpreter(EventHandlers):
             return False
         return command is None or not isinstance(command, PatchMarker) or p.command is command
 
+    def fingerprint_of(self, step: int) -> str | None:
+        """The argument fingerprint of the activity call outstanding at ``step`` (None if there
+        is none): what its outcome event records, already computed when it was yielded."""
+        p = self._pending.get(step)
+        return p.fp if p is not None and p.fp else None
+
     def skip_marker(self, step: int) -> Decision:
         """The shell's answer to a ``Patched``/``DeprecatePatch`` at ``step`` (planned as
         :class:`~replaykit.core.effects.SkipMarker`): history ends here without its marker and

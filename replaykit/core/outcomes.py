@@ -28,9 +28,14 @@ def call_of(scheduled: ScheduledCommand) -> ActivityCall[Any]:
 
 
 def activity_outcome(
-    scheduled: ScheduledCommand, *, result: Any = None, error: BaseException | None = None
+    scheduled: ScheduledCommand,
+    *,
+    result: Any = None,
+    error: BaseException | None = None,
+    fp: str | None = None,
 ) -> Event:
-    """The event for ``scheduled`` ending with ``result`` (JSON builtins) or ``error``.
+    """The event for ``scheduled`` ending with ``result`` (JSON builtins) or ``error``; ``fp`` is
+    the call's argument fingerprint when the caller has it (``Interpreter.fingerprint_of``).
 
     A :class:`TerminalError` is recorded as not retryable.
     """
@@ -48,7 +53,7 @@ def activity_outcome(
             step=step, name=name, of_step=of_step, error=info, attempt=attempt
         )
     call = call_of(scheduled)
-    fp = call.args_fingerprint()
+    fp = fp or call.args_fingerprint()
     if info is None:
         return ActivityCompleted(step=step, name=call.name, fp=fp, result=result, attempt=attempt)
     return ActivityFailed(step=step, name=call.name, fp=fp, error=info, attempt=attempt)

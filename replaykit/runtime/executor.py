@@ -447,7 +447,7 @@ class InstanceExecutor:
     def _record_success(
         self, sc: ScheduledCommand, call: ActivityCall[Any], result: Any, started: float, comp: bool
     ) -> None:
-        self._feed(activity_outcome(sc, result=result))
+        self._feed(activity_outcome(sc, result=result, fp=self.interp.fingerprint_of(sc.step)))
         hooks = self.host.hooks
         if comp:
             hooks.emit("compensated", self.instance_id, sc.step, call.name, True)
@@ -463,7 +463,7 @@ class InstanceExecutor:
         self.host.hooks.emit(
             "activity_failed", self.instance_id, sc.step, call.name, sc.attempt, exc
         )
-        self._feed(activity_outcome(sc, error=exc))
+        self._feed(activity_outcome(sc, error=exc, fp=self.interp.fingerprint_of(sc.step)))
 
     # ------------------------------------------------------------------ commits
 
