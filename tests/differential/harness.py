@@ -385,10 +385,16 @@ class AppDriver:
         worker = app.worker
         if worker is not None and worker.active_count():
             return f"{worker.active_count()} instance(s) held by the worker"
-        for status in ("pending", "running"):
-            found = app.list_instances(status=status, limit=1)
-            if found:
-                return f"instance {found[0].instance_id!r} is {status}"
+        # by the stored status: a cancelled instance reads as ``cancelling`` while it is
+        # pending (before a worker claims it) or running, and must still be waited for
+        runnable = app.storage._read(  # type: ignore[attr-defined]
+            lambda tx: tx.one(
+                "SELECT instance_id, status FROM rk_instances "
+                "WHERE status IN ('pending', 'running') ORDER BY instance_id LIMIT 1"
+            )
+        )
+        if runnable is not None:
+            return f"instance {runnable['instance_id']!r} is {runnable['status']}"
         due = self.next_moment()
         if due is not None and due <= self.clock.time():
             return f"a timer or schedule due at {due} has not fired (now {self.clock.time()})"
