@@ -1,5 +1,6 @@
 """What activities see in tests: their ``ctx`` (no database session) and an outbox recorder,
-and how an attempt is bounded by its ``timeout`` (as in production, in real time)."""
+and how an attempt is bounded by its ``timeout``: in real time as in production, and in the
+virtual time the attempt lets pass (see :func:`run_bounded`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from concurrent.futures import Future, wait
 from typing import Any
 
 from ..core.errors import ActivityTimeout
+from .clock import VirtualClock
 
 
 class OutboxRecorder:
@@ -56,10 +58,18 @@ def run_bounded(
     name: str,
     *,
     is_async: bool,
+    clock: VirtualClock,
 ) -> Any:
-    """``fn()`` (its coroutine run to the end), bounded by ``timeout`` real seconds the way a
-    worker bounds it: a coroutine is cancelled, a sync function abandoned on its thread (its
-    late result discarded, its heartbeats ignored); both raise :class:`ActivityTimeout`."""
+    """``fn()`` (its coroutine run to the end), bounded by ``timeout`` seconds on two clocks;
+    past it the attempt raises :class:`ActivityTimeout`.
+
+    * Real time, as a worker bounds it (the environment cannot skip time while Python code
+      runs): a coroutine is cancelled, a sync function abandoned on its thread (its late result
+      discarded, its heartbeats ignored).
+    * Virtual time: when the attempt moved ``clock`` (``env.clock.now += s``, ``env.advance``)
+      by more than ``timeout``, it took longer than its timeout in the workflow's time; its
+      outcome is discarded, as a worker discards an abandoned attempt's.
+    """
 
     def expired(how: str) -> ActivityTimeout:
         return ActivityTimeout.of(
@@ -74,6 +84,30 @@ def run_bounded(
     if timeout is None:
         result = fn()
         return asyncio.run(result) if asyncio.iscoroutine(result) else result
+    began = clock.now
+    try:
+        result = _in_real_time(fn, timeout, ctx, expired, is_async=is_async)
+    except ActivityTimeout:
+        raise
+    except Exception:
+        if clock.now - began <= timeout:
+            raise
+        result = None  # its error came after its timeout: discarded like a late result
+    took = clock.now - began
+    if took > timeout:
+        ctx.abandoned = True
+        raise expired(f"abandoned after {took:g} s of virtual time (its outcome is discarded)")
+    return result
+
+
+def _in_real_time(
+    fn: Callable[[], Any],
+    timeout: float,
+    ctx: TestActivityContext,
+    expired: Callable[[str], ActivityTimeout],
+    *,
+    is_async: bool,
+) -> Any:
     future: Future[Any] = Future()
 
     def attempt() -> None:
@@ -86,7 +120,9 @@ def run_bounded(
         else:
             future.set_result(result)
 
-    threading.Thread(target=attempt, name=f"replaykit-test-{name}", daemon=True).start()
+    threading.Thread(
+        target=attempt, name=f"replaykit-test-{ctx.instance_id}-{ctx.step}", daemon=True
+    ).start()
     done, _ = wait([future], timeout + 5.0 if is_async else timeout)  # a coroutine is cancelled
     if not done:
         ctx.abandoned = True

@@ -231,6 +231,7 @@ class MemoryExecutor:
             ctx,
             call.name,
             is_async=inspect.iscoroutinefunction(fn),
+            clock=self.clock,
         )
         return to_builtins(result, what=f"result of activity {call.name!r}")
 

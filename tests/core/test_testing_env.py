@@ -570,7 +570,7 @@ def test_replay_check_reports_non_determinism() -> None:
     assert "history has ActivityCall 'te_charge', code yielded Sleep" in report.error
 
 
-# -- activity timeouts (enforced as in production, in real time) -----------------------------------
+# -- activity timeouts (enforced as in production, in real time) ----------------------------------
 
 
 def test_an_activity_past_its_timeout_fails_with_activity_timeout_in_the_environment() -> None:
@@ -613,6 +613,83 @@ def test_an_activity_past_its_timeout_fails_with_activity_timeout_in_the_environ
     failed = [e for e in run.history if isinstance(e, ActivityFailed)]
     assert [e.name for e in failed] == ["te_slow_sync", "te_slow_async"]
     assert "abandoned" in failed[0].error.message and "cancelled" in failed[1].error.message
+
+
+# -- activity timeouts on the virtual clock ----------------------------------------------------
+
+
+def _virtual_timeouts(took: list[float], retry: RetryPolicy) -> tuple[WorkflowEnvironment, Any]:
+    """An environment and a workflow whose one activity (timeout 60 s) is faked by a body that
+    lets ``took[i]`` seconds of virtual time pass in its attempt ``i + 1``."""
+
+    @activity(name="te_virtual_charge", timeout=60, retry=retry)
+    def charge(ctx: Any, amount: int) -> str:
+        raise AssertionError("replaced by the fake")  # pragma: no cover
+
+    def slow_charge(ctx: Any, amount: int) -> str:
+        seconds = took[ctx.attempt - 1]
+        if ctx.attempt == 1:
+            env.clock.now += seconds
+        else:
+            env.advance(seconds)  # the other way to let virtual time pass
+        return f"charged {amount} on attempt {ctx.attempt}"
+
+    @workflow(name="te_virtual_timeouts")
+    def charging(ctx: Any) -> Generator[Command, Any, str]:
+        try:
+            result: str = yield charge(5)
+        except ActivityTimeout as exc:
+            return f"gave up: {exc.type_name}"  # type: ignore[attr-defined]
+        return result
+
+    env = WorkflowEnvironment(activities={"te_virtual_charge": slow_charge})
+    return env, charging
+
+
+def test_an_activity_that_lets_more_virtual_time_pass_than_its_timeout_times_out() -> None:
+    env, charging = _virtual_timeouts([90, 30], RetryPolicy(initial_interval=1))
+    began, start = time.monotonic(), env.clock.now
+    run = env.start(charging)
+    assert run.result() == "charged 5 on attempt 2"
+    assert time.monotonic() - began < 2.0  # nothing waited in real time
+    [failed] = [e for e in run.history if isinstance(e, ActivityFailed)]
+    assert failed.error.type == "replaykit.core.errors.ActivityTimeout"
+    assert "past its timeout of 60" in failed.error.message
+    assert "after 90 s of virtual time" in failed.error.message
+    assert env.clock.now == start + 90 + 1 + 30  # the attempt, the retry's backoff, the retry
+
+
+def test_a_virtual_activity_timeout_reaches_the_workflow_when_retries_are_used_up() -> None:
+    env, charging = _virtual_timeouts([61], RetryPolicy(max_attempts=1))
+    run = env.start(charging)
+    assert run.result() == "gave up: replaykit.core.errors.ActivityTimeout"
+
+
+def test_an_activity_that_lets_exactly_its_timeout_pass_completes() -> None:
+    env, charging = _virtual_timeouts([60], RetryPolicy(max_attempts=1))
+    run = env.start(charging)
+    assert run.result() == "charged 5 on attempt 1"
+
+
+def test_an_error_after_the_virtual_timeout_is_discarded_for_activity_timeout() -> None:
+    @activity(name="te_virtual_late", timeout=10, retry=RetryPolicy(max_attempts=1))
+    async def late(ctx: Any) -> str:
+        raise AssertionError("replaced by the fake")  # pragma: no cover
+
+    async def late_fake(ctx: Any) -> str:
+        env.clock.now += 11
+        raise ValueError("too late")
+
+    @workflow(name="te_virtual_late_wf")
+    def waits(ctx: Any) -> Generator[Command, Any, str]:
+        try:
+            yield late()
+        except ActivityTimeout as exc:
+            return str(exc)
+        return "no timeout"
+
+    env = WorkflowEnvironment(activities={"te_virtual_late": late_fake})
+    assert "after 11 s of virtual time" in env.run(waits)
 
 
 # -- a broken replay blocks the run, as a worker does ----------------------------------------------
