@@ -2,12 +2,13 @@
 
 A value that cannot work is refused here with :class:`~replaykit.InvalidInput` naming the
 argument, before anything is stored, so that every database (and ``replaykit.testing``) answers
-the same. The rules (docs/concepts.md, "Ids and the values replaykit accepts"):
+the same. The rules (docs/runtime.md, "Ids and the values replaykit accepts"):
 
-* an **id** (an instance id, an event's ``type``, ``source`` and ``id``) is a ``str`` of at most
-  :data:`MAX_ID_LENGTH` characters, without NUL and without lone surrogates (it must encode to
-  UTF-8); instance ids and event types are also non-empty. Ids are compared character for
-  character (``"a"`` and ``"a "`` are two ids) on every database;
+* an **id** (an instance id, an event's ``type``, ``source`` and ``id``, a channel, workflow or
+  queue name) is a ``str`` of at most :data:`MAX_ID_LENGTH` characters, without NUL and without
+  lone surrogates (it must encode to UTF-8); instance ids, event types and names are also
+  non-empty. Ids are compared character for character (``"a"`` and ``"a "`` are two ids) on
+  every database;
 * other **text** (a subject, a time) has no NUL and no lone surrogate;
 * **seconds** (sleeps, timeouts, leases) are finite numbers, never negative;
 * **data** stored as JSON (event data and extensions) nests at most :data:`MAX_DEPTH` levels and
