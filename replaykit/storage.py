@@ -105,7 +105,12 @@ class InstanceRecord(msgspec.Struct, kw_only=True):
     forked_from: str | None = None
     forked_step: int | None = None
     deadline: float | None = None  # POSIX time by which it must end (``timeout=``)
-    cancel_requested_at: float | None = None  # when cancel() was first asked for
+    #: when a cancellation was first asked for: ``cancel()``, its deadline passing, its parent
+    #: cancelling it; while it has not ended it reads ``cancelling``
+    cancel_requested_at: float | None = None
+    #: the ``timeout=`` (seconds) of a start on a queue: its ``deadline`` is set to
+    #: ``admitted_at + timeout`` when its queue admits it
+    timeout: float | None = None
 
 
 class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from replaykit.core.effects import DEADLINE_STEP
 from replaykit.core.errors import LeaseLost
 from replaykit.core.history import (
     CancelRequested,
@@ -108,6 +109,8 @@ def fire_due_timers(tx: SqlTx, *, now: float, limit: int) -> list[str]:
         ):
             continue  # the wait was satisfied first: the timeout is void
         deliver_to_inbox(tx, instance_id, bytes(fired["event"]), now)
+        if timer["step"] == DEADLINE_STEP:  # a cancellation: it reads cancelling until it ends
+            mark_cancel_requested(tx, instance_id, now)
         if instance_id not in woken:
             woken.append(instance_id)
     return woken
@@ -324,6 +327,18 @@ def _cancel_child(tx: SqlTx, c: StepCommit, cancel: CancelSpec) -> None:
         return  # an instance id the child command named that belongs to someone else
     if child["status"] not in TERMINAL_STATUSES:
         deliver_to_inbox(tx, cancel.instance_id, cancel.event, c.now)
+        mark_cancel_requested(tx, cancel.instance_id, c.now)
+
+
+def mark_cancel_requested(tx: SqlTx, instance_id: str, now: float) -> None:
+    """A cancellation was asked for (``cancel()``, a deadline, a parent): the instance reads
+    ``cancelling`` until it ends; the first request's time is kept."""
+    tx.exec(
+        "UPDATE rk_instances SET cancel_requested_at = ? "
+        "WHERE instance_id = ? AND cancel_requested_at IS NULL",
+        now,
+        instance_id,
+    )
 
 
 def _set_status(tx: SqlTx, c: StepCommit, instance: dict[str, Any]) -> CommitResult:

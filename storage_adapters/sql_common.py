@@ -76,7 +76,7 @@ INSTANCE_COLUMNS = (
     "instance_id, workflow, status, input, output, error, run, continued_from, parent_id, "
     "parent_step, lease_owner, lease_expires_at, created_at, updated_at, history_len, queue, "
     "priority, dedup_key, admitted_at, lease_token, version, forked_from, forked_step, deadline, "
-    "cancel_requested_at"
+    "cancel_requested_at, timeout"
 )
 #: the stored statuses an instance that is cancelling has (it reads ``cancelling``)
 ALIVE = ("queued", "pending", "running", "waiting")
@@ -110,6 +110,7 @@ def instance_from_row(row: dict[str, Any]) -> InstanceRecord:
         "admitted_at",
         "deadline",
         "cancel_requested_at",
+        "timeout",
     ):
         if fields[name] is not None:
             fields[name] = float(fields[name])
@@ -623,12 +624,7 @@ class SqlStorage(ScheduleSql):
                 tx.exec(
                     "UPDATE rk_instances SET status = 'pending' WHERE instance_id = ?", instance_id
                 )
-            tx.exec(
-                "UPDATE rk_instances SET cancel_requested_at = ? "
-                "WHERE instance_id = ? AND cancel_requested_at IS NULL",
-                now,
-                instance_id,
-            )
+            sql_commit.mark_cancel_requested(tx, instance_id, now)
             found = self._get(tx, instance_id)
             assert found is not None
             return found

@@ -15,10 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from replaykit.core.effects import admitted_start
 from replaykit.core.errors import DuplicateQueueKey, UnknownQueue
+from replaykit.core.history import WorkflowStarted, decode_event, encode_event
 from replaykit.core.queues import Admission, QueueSpec, QueueStats, admission
-from replaykit.storage import InstanceRecord
+from replaykit.storage import InstanceRecord, TimerSpec
 
+from .sql_commit import insert_timer
 from .sql_steps import SqlTx, insert_instance, placeholders, update_where
 
 #: admitted and not finished: what a queue's concurrency limits count
@@ -128,8 +131,8 @@ def admit(
         return [], None
     only = f" AND workflow IN ({placeholders(workflows)})" if workflows is not None else ""
     candidates = tx.rows(
-        f"SELECT instance_id FROM rk_instances WHERE queue = ? AND status = 'queued'{only} "
-        "ORDER BY priority DESC, created_at, instance_id LIMIT ?",
+        "SELECT instance_id, timeout FROM rk_instances WHERE queue = ? "
+        f"AND status = 'queued'{only} ORDER BY priority DESC, created_at, instance_id LIMIT ?",
         name,
         *(workflows or ()),
         limit,
@@ -153,7 +156,31 @@ def admit(
     )
     tx.notify("runnable")
     admitted = {row["instance_id"] for row in rows}
+    for row in candidates[: decision.count]:
+        if row["timeout"] is not None and row["instance_id"] in admitted:
+            _start_deadline(tx, row["instance_id"], float(row["timeout"]), now)
     return [i for i in ids if i in admitted], decision.retry_at
+
+
+def _start_deadline(tx: SqlTx, instance_id: str, timeout: float, now: float) -> None:
+    """An instance enqueued with ``timeout`` was admitted at ``now``: its deadline clock starts
+    (``admitted_start``): the deadline column, the deadline timer, and the first history event
+    (which nothing has read yet) with the deadline, as ``start_workflow(timeout=)`` stores them."""
+    row = tx.one("SELECT event FROM rk_history WHERE instance_id = ? AND seq = 0", instance_id)
+    assert row is not None
+    started = decode_event(bytes(row["event"]))
+    assert isinstance(started, WorkflowStarted)
+    started, timer = admitted_start(started, timeout, now)
+    tx.exec(
+        "UPDATE rk_history SET event = ? WHERE instance_id = ? AND seq = 0",
+        encode_event(started),
+        instance_id,
+    )
+    tx.exec(
+        "UPDATE rk_instances SET deadline = ? WHERE instance_id = ?", timer.fire_at, instance_id
+    )
+    spec = TimerSpec(step=timer.step, fire_at=timer.fire_at, event=encode_event(timer.event))
+    insert_timer(tx, instance_id, spec)
 
 
 def _decide(tx: SqlTx, spec: QueueSpec, owner: str, *, wanted: int, now: float) -> Admission:

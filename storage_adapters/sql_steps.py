@@ -291,8 +291,8 @@ def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> 
         "INSERT INTO rk_instances (instance_id, workflow, status, input, output, error, run, "
         "continued_from, parent_id, parent_step, lease_owner, lease_expires_at, created_at, "
         "updated_at, queue, priority, dedup_key, version, forked_from, forked_step, deadline, "
-        "history_len, event_floor, lease_token) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, "
+        "timeout, history_len, event_floor, lease_token) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, "
         "(SELECT COALESCE(MAX(id), 0) FROM rk_events), ?)"  # the event floor: same statement
         + tx.ignore_duplicate("(instance_id)", "instance_id"),
         record.instance_id,
@@ -316,6 +316,7 @@ def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> 
         record.forked_from,
         record.forked_step,
         record.deadline,
+        record.timeout,
         record.lease_token,
     )
     if not inserted:

@@ -182,6 +182,16 @@ def deadline_timer(deadline: float) -> SetTimer:
     return SetTimer(step=DEADLINE_STEP, fire_at=deadline, event=event)
 
 
+def admitted_start(
+    started: WorkflowStarted, timeout: float, now: float
+) -> tuple[WorkflowStarted, SetTimer]:
+    """A start on a queue with ``timeout`` seconds, admitted at ``now``: its deadline clock
+    starts then (waiting in the queue does not count). Its first event, now with the deadline
+    (the instance has not run: nothing read it yet), and the deadline's timer."""
+    deadline = now + timeout
+    return msgspec.structs.replace(started, deadline=deadline), deadline_timer(deadline)
+
+
 # -- what only the shell can supply -----------------------------------------------------------
 
 
@@ -489,5 +499,6 @@ __all__ = [
     "Stored",
     "Subscription",
     "Values",
+    "admitted_start",
     "deadline_timer",
 ]

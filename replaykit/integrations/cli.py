@@ -347,6 +347,15 @@ _STATUS_STYLE = {
 }
 
 
+def _deadline(record: InstanceRecord) -> str:
+    """The deadline of ``show``'s first line; a queued start's timeout until its admission."""
+    if record.deadline is not None:
+        return f"  deadline {when(record.deadline)}"
+    if record.timeout is not None:
+        return f"  deadline {record.timeout:g} s after its admission"
+    return ""
+
+
 def _status_markup(status: str) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
@@ -408,8 +417,7 @@ def show(
         console.print(
             f"[bold]{record.instance_id}[/]  {record.workflow}  {_status_markup(record.status)}"
             f"  run {run or record.run} of {record.run}  version {record.version or '-'}"
-            f"  created {when(record.created_at)}"
-            + ("" if record.deadline is None else f"  deadline {when(record.deadline)}")
+            f"  created {when(record.created_at)}" + _deadline(record)
         )
         if record.forked_from is not None:
             console.print(f"forked from {record.forked_from} at step {record.forked_step}")

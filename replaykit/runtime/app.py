@@ -292,9 +292,13 @@ class App(ScheduleClient):
         instance_id: str | None = None,
         priority: int = 0,
         dedup_key: str | None = None,
+        timeout: float | None = None,
     ) -> WorkflowHandle[R]:
         """Start an instance on ``queue``: it is stored ``queued`` and runs when the queue's
         limits admit it (higher ``priority`` first, then in order of enqueueing).
+
+        With ``timeout`` (seconds), its deadline is ``timeout`` seconds after its queue admits
+        it (waiting in the queue does not count), as ``start_workflow(timeout=)``'s otherwise.
 
         With ``dedup_key``, raises DuplicateQueueKey (storing nothing) while an unfinished
         instance of the queue has the same key. Raises UnknownQueue for a queue nobody has
@@ -308,6 +312,7 @@ class App(ScheduleClient):
         if dedup_key is not None and (not isinstance(dedup_key, str) or len(dedup_key) > 200):
             raise InvalidInput("dedup_key must be a string of at most 200 characters")
         wf, instance_id, started = self._started(workflow, input, instance_id)
+        seconds = None if timeout is None else check_timeout(timeout, "timeout")
         self._declare_queues()
         record = InstanceRecord(
             instance_id=instance_id,
@@ -321,6 +326,7 @@ class App(ScheduleClient):
             priority=priority,
             dedup_key=dedup_key,
             version=wf.version,
+            timeout=seconds,
         )
         _, created = self.storage.enqueue(record, encode_event(started))
         if created:
@@ -385,11 +391,9 @@ class App(ScheduleClient):
         With ``timeout`` (seconds), the instance must end by then: when its deadline passes it
         is cancelled with :class:`~replaykit.WorkflowTimedOut` wherever it is (its
         compensations run), and ``result()`` raises that error. The deadline is a durable timer
-        stored with the instance, so it holds across restarts (not with ``queue`` yet:
-        InvalidInput). A ``timeout`` that is not a positive number is InvalidInput.
+        stored with the instance, so it holds across restarts; with ``queue`` it is counted from
+        the admission. A ``timeout`` that is not a positive number is InvalidInput.
         """
-        if queue is not None and timeout is not None:
-            raise InvalidInput("timeout does not apply to queued starts (queue=) yet")
         if queue is not None:
             return self.enqueue(
                 queue,
@@ -398,6 +402,7 @@ class App(ScheduleClient):
                 instance_id=instance_id,
                 priority=priority,
                 dedup_key=dedup_key,
+                timeout=timeout,
             )
         if priority != 0 or dedup_key is not None:
             raise InvalidInput("priority and dedup_key apply to queues: pass queue= as well")
@@ -771,6 +776,7 @@ class App(ScheduleClient):
         instance_id: str | None = None,
         priority: int = 0,
         dedup_key: str | None = None,
+        timeout: float | None = None,
     ) -> WorkflowHandle[R]:
         return await asyncio.to_thread(
             self.enqueue,
@@ -780,6 +786,7 @@ class App(ScheduleClient):
             instance_id=instance_id,
             priority=priority,
             dedup_key=dedup_key,
+            timeout=timeout,
         )
 
     async def result_async(self, instance_id: str, *, timeout: float | None = None) -> Any:

@@ -114,22 +114,25 @@ class WorkflowEnvironment(MemoryExecutor, ScheduleEnvironment):
         instance_id: str | None = None,
         priority: int = 0,
         dedup_key: str | None = None,
+        timeout: float | None = None,
     ) -> TestRun:
         """Start ``wf`` on ``queue``, as ``App.enqueue`` does: it runs when the queue admits
-        it (limits on the virtual clock). Raises UnknownQueue and DuplicateQueueKey."""
+        it (limits on the virtual clock), with a deadline ``timeout`` seconds after that.
+        Raises UnknownQueue and DuplicateQueueKey."""
         if isinstance(queue, QueueSpec):
             self.store.queues.specs.setdefault(queue.name, queue)
         queue = queue_name(queue)
         if instance_id is not None:
             check_id(instance_id)
         raw = wf.encode_input(input)
+        seconds = None if timeout is None else check_timeout(timeout, "timeout")
         instance_id = instance_id or f"{wf.name}-{len(self.runs) + 1}"
         if instance_id in self.runs:
             return self.runs[instance_id]
         started = WorkflowStarted(
             workflow=wf.name, instance_id=instance_id, input=raw, at=self.clock.now
         )
-        self.store.enqueue(instance_id, started, queue, priority, dedup_key)
+        self.store.enqueue(instance_id, started, queue, priority, dedup_key, seconds)
         run = TestRun(self, wf, instance_id)
         self.runs[instance_id] = run
         self.run_until_idle()

@@ -28,6 +28,7 @@ class Member:
     priority: int
     seq: int
     dedup_key: str | None
+    timeout: float | None = None  # its deadline: this long after its admission
     admitted_at: float | None = None
 
 
@@ -63,9 +64,16 @@ class MemoryQueues:
                     instance_id=other,
                 )
 
-    def add(self, instance_id: str, queue: str, priority: int, dedup_key: str | None) -> None:
+    def add(
+        self,
+        instance_id: str,
+        queue: str,
+        priority: int,
+        dedup_key: str | None,
+        timeout: float | None = None,
+    ) -> None:
         self._seq += 1
-        self.members[instance_id] = Member(queue, priority, self._seq, dedup_key)
+        self.members[instance_id] = Member(queue, priority, self._seq, dedup_key, timeout)
 
     def admit(self, now: float, status: Callable[[str], str]) -> list[str]:
         """The admission step for every queue (by name): the ids to make pending."""

@@ -15,7 +15,7 @@ from ..core.failures import cancelled
 from ..core.history import Event
 from ..core.interpreter import Interpreter
 from .clock import VirtualClock
-from .store import MemoryStep, MemoryStore, Wait
+from .store import MemoryStep, MemoryStore, Wait, cancelling
 
 
 class Environment(Protocol):
@@ -120,13 +120,13 @@ class TestRun:
     def status(self) -> str:
         """The status ``App.status(id).status`` would give: the decision's, ``waiting`` while
         the run is parked on a timer, event, message or child, ``queued`` while its queue has
-        not admitted it, or ``blocked`` when its replay broke."""
+        not admitted it, ``cancelling`` from a cancellation (``cancel()``, its deadline, its
+        parent) until it has ended, or ``blocked`` when its replay broke."""
         if self.blocked is not None:
             return "blocked"
-        stored = self.env.store.instances[self.instance_id].status
-        if stored in ("queued", "waiting"):
-            return stored
-        return self.decision.status
+        stored = self.env.store.instances[self.instance_id]
+        status = stored.status if stored.status in ("queued", "waiting") else self.decision.status
+        return cancelling(stored, status)
 
     @property
     def finished(self) -> bool:

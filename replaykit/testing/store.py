@@ -39,6 +39,7 @@ from ..core.effects import (
     Send,
     SetTimer,
     Subscription,
+    admitted_start,
 )
 from ..core.errors import WorkflowNotFound
 from ..core.event_match import data_matches
@@ -49,6 +50,7 @@ from ..core.history import (
     EventReceived,
     Message,
     MessageReceived,
+    WorkflowStarted,
 )
 from .queues import MemoryQueues
 
@@ -99,6 +101,9 @@ class _Instance:
     inbox: deque[Event] = field(default_factory=deque)
     waits: dict[int, Wait] = field(default_factory=dict)
     subscriptions: dict[str, list[Any]] = field(default_factory=dict)  # channel: [mode, cursor]
+    #: a cancellation was asked for (``cancel()``, its deadline, its parent): until it ends it
+    #: reads ``cancelling`` (the database's ``cancel_requested_at``)
+    cancel_requested: bool = False
 
 
 @dataclass
@@ -150,24 +155,39 @@ class MemoryStore:
         return True
 
     def enqueue(
-        self, instance_id: str, started: Event, queue: str, priority: int, dedup_key: str | None
+        self,
+        instance_id: str,
+        started: WorkflowStarted,
+        queue: str,
+        priority: int,
+        dedup_key: str | None,
+        timeout: float | None = None,
     ) -> bool:
-        """A new ``queued`` instance (runnable once its queue admits it); False if the id
-        exists. Raises UnknownQueue and DuplicateQueueKey as ``Storage.enqueue`` does."""
+        """A new ``queued`` instance (runnable once its queue admits it, with a deadline
+        ``timeout`` seconds after that); False if the id exists. Raises UnknownQueue and
+        DuplicateQueueKey as ``Storage.enqueue`` does."""
         if instance_id in self.instances:
             return False
         self.queues.check(instance_id, queue, dedup_key, self.status)
         floor = self.events[-1][0] if self.events else 0
         self.instances[instance_id] = _Instance("queued", floor, inbox=deque([started]))
-        self.queues.add(instance_id, queue, priority, dedup_key)
+        self.queues.add(instance_id, queue, priority, dedup_key, timeout)
         return True
 
     def admit(self, now: float) -> bool:
         """The admission step (``Storage.admit``): queued instances the limits allow become
-        pending; True if any did."""
+        pending, the deadline clock of those enqueued with a timeout starts; True if any
+        did."""
         admitted = self.queues.admit(now, self.status)
         for instance_id in admitted:
-            self.instances[instance_id].status = "pending"
+            instance = self.instances[instance_id]
+            instance.status = "pending"
+            timeout = self.queues.members[instance_id].timeout
+            if timeout is not None:
+                first = instance.inbox[0]
+                assert isinstance(first, WorkflowStarted)
+                instance.inbox[0], timer = admitted_start(first, timeout, now)
+                self._add_timer(instance_id, timer)
             self._runnable(instance_id, now)
         return bool(admitted)
 
@@ -195,7 +215,14 @@ class MemoryStore:
         return None
 
     def status(self, instance_id: str) -> str:
+        """The stored status (what queues count)."""
         return self.instances[instance_id].status
+
+    def read_status(self, instance_id: str) -> str:
+        """The status the instance reads as (``App.status``): ``cancelling`` while a
+        cancellation was asked for and it has not ended."""
+        instance = self.instances[instance_id]
+        return cancelling(instance, instance.status)
 
     def inbox(self, instance_id: str) -> deque[Event]:
         return self.instances[instance_id].inbox
@@ -232,6 +259,7 @@ class MemoryStore:
         instance = self._get(instance_id)
         if instance.status not in TERMINAL:
             self.deliver(instance_id, CancelRequested(reason=reason, at=now), now)
+            instance.cancel_requested = True
         if instance.status == "queued":  # not admitted yet: it leaves its queue to end now
             instance.status = "pending"
             self._runnable(instance_id, now)
@@ -266,6 +294,7 @@ class MemoryStore:
             found = self.instances.get(cancel.child_id)
             if found is not None and found.parent == instance_id and found.status not in TERMINAL:
                 self.deliver(cancel.child_id, cancel.event, now)
+                found.cancel_requested = True
         for send in step.sends:
             self.publish(send, sender=instance_id, now=now)
         for wait in step.waits:
@@ -359,6 +388,8 @@ class MemoryStore:
             if timer.is_timeout and instance.waits.pop(step, None) is None:
                 continue  # the wait was satisfied first: the timeout is void
             self.deliver(instance_id, timer.event, now)
+            if step == DEADLINE_STEP:  # a cancellation
+                instance.cancel_requested = True
             fired = True
         return fired
 
@@ -494,6 +525,14 @@ class MemoryStore:
             sub[1] = message_id
 
 
+def cancelling(instance: _Instance, status: str) -> str:
+    """``status`` as the instance reads: ``cancelling`` while a cancellation was asked for and
+    it has not ended (nor is blocked)."""
+    if instance.cancel_requested and status not in TERMINAL and status != "blocked":
+        return "cancelling"
+    return status
+
+
 def _waits_for(wait: Wait, channel: str) -> bool:
     return wait.kind == "message" and wait.key == channel
 
@@ -506,4 +545,4 @@ def _message_received(step: int, message: Message, now: float) -> Event:
     return MessageReceived(step=step, name=message.channel, message=message, at=now)
 
 
-__all__ = ["MemoryStep", "MemoryStore", "Wait"]
+__all__ = ["MemoryStep", "MemoryStore", "Wait", "cancelling"]

@@ -122,9 +122,9 @@ ENQUEUE_SQL = """
 WITH q AS (SELECT name FROM rk_queues WHERE name = %(queue)s),
 i AS (
     INSERT INTO rk_instances (instance_id, workflow, status, input, run, created_at, updated_at,
-        queue, priority, version, history_len, event_floor)
+        queue, priority, version, timeout, history_len, event_floor)
     SELECT %(instance_id)s, %(workflow)s, 'queued', %(input)s, 1, %(created_at)s,
-        %(updated_at)s, q.name, %(priority)s, %(version)s, 1,
+        %(updated_at)s, q.name, %(priority)s, %(version)s, %(timeout)s::double precision, 1,
         (SELECT COALESCE(MAX(id), 0) FROM rk_events)
     FROM q
     ON CONFLICT (instance_id) DO NOTHING
@@ -266,6 +266,7 @@ def enqueue(conn: Any, record: InstanceRecord, started_event: bytes, channel: st
         "updated_at": record.updated_at,
         "priority": record.priority,
         "version": record.version,
+        "timeout": record.timeout,
         "event": started_event,
         "channel": channel,
     }

@@ -62,3 +62,15 @@ def test_viewer_queue_page_and_queued_instances(queued: App) -> None:
         assert "priority 2" in detail.text and "key m1" in detail.text
         assert "admitted" in detail.text
         assert "not admitted yet" in client.get("/instances/mail-2").text
+
+
+def test_a_queued_timeout_is_shown_until_the_admission_sets_the_deadline(
+    queued: App, database_url: str
+) -> None:
+    queued.enqueue("mail", ticker, 3, instance_id="mail-3", timeout=90)
+    code, out = invoke(database_url, "show", "mail-3")
+    assert code == 0 and "deadline 90 s after its admission" in out
+    with TestClient(viewer_app(queued)) as client:
+        page = client.get("/instances/mail-3").text
+        assert '<dd id="deadline">90 s after its admission</dd>' in page
+    assert as_json(database_url, "show", "mail-3")["instance"]["timeout"] == 90  # type: ignore[index]

@@ -107,7 +107,7 @@ def wait_for_status(app: App, instance_id: str, status: str, timeout: float = 30
     import time
 
     deadline = time.monotonic() + timeout
-    while app.status(instance_id).status != status:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{instance_id} is {app.status(instance_id).status}, not {status}")
+    while (record := app.get_instance(instance_id)) is None or record.status != status:
+        if time.monotonic() > deadline:  # (None: not created yet, e.g. a child)
+            raise AssertionError(f"{instance_id} is {record and record.status}, not {status}")
         time.sleep(0.02)
