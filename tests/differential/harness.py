@@ -51,17 +51,22 @@ class Stimulus:
 
 @dataclass(frozen=True)
 class StartWorkflow(Stimulus):
-    """Start ``workflow`` (a name) with ``input`` as ``instance_id``."""
+    """Start ``workflow`` (a name) with ``input`` as ``instance_id`` (with a deadline
+    ``timeout`` seconds on)."""
 
     workflow: str
     instance_id: str
     input: Any = None
+    timeout: float | None = None
 
     def memory(self, env: WorkflowEnvironment) -> None:
-        env.start(env.registry.workflow(self.workflow), self.input, instance_id=self.instance_id)
+        wf = env.registry.workflow(self.workflow)
+        env.start(wf, self.input, instance_id=self.instance_id, timeout=self.timeout)
 
     def app(self, driver: AppDriver) -> None:
-        driver.app.start_workflow(self.workflow, self.input, instance_id=self.instance_id)
+        driver.app.start_workflow(
+            self.workflow, self.input, instance_id=self.instance_id, timeout=self.timeout
+        )
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ class DeclareQueue(Stimulus):
 
 @dataclass(frozen=True)
 class Enqueue(Stimulus):
-    """``enqueue(queue, workflow, input, instance_id=, priority=, dedup_key=)``; a
+    """``enqueue(queue, workflow, input, instance_id=, priority=, dedup_key=, timeout=)``; a
     ``DuplicateQueueKey`` is expected when ``duplicate`` (on both sides)."""
 
     queue: str
@@ -165,6 +170,7 @@ class Enqueue(Stimulus):
     priority: int = 0
     dedup_key: str | None = None
     duplicate: bool = False
+    timeout: float | None = None
 
     def _call(self, enqueue: Any, workflow: Any) -> None:
         try:
@@ -175,6 +181,7 @@ class Enqueue(Stimulus):
                 instance_id=self.instance_id,
                 priority=self.priority,
                 dedup_key=self.dedup_key,
+                timeout=self.timeout,
             )
         except DuplicateQueueKey:
             assert self.duplicate, f"{self.instance_id}: unexpected DuplicateQueueKey"
@@ -259,12 +266,14 @@ class Scenario:
 
 @dataclass
 class Instance:
-    """One instance at the end of a script: its status, result/error and every run's history."""
+    """One instance at the end of a script: its status, result/error, every run's history and
+    its deadline (``App.status().deadline``; in memory, its first event's)."""
 
     status: str
     result: Any
     error: Any
     runs: list[list[dict[str, Any]]]
+    deadline: float | None = None
 
 
 @dataclass
@@ -280,6 +289,8 @@ class Outcome:
         out: list[str] = []
         for instance_id, inst in sorted(self.instances.items()):
             out.append(f"== {instance_id}: {inst.status}")
+            if inst.deadline is not None:
+                out.append(f"   deadline {inst.deadline}")
             if inst.result is not None:
                 out.append(f"   result {_dump(inst.result)}")
             if inst.error is not None:
@@ -333,7 +344,7 @@ def run_memory(scenario: Scenario) -> Outcome:
         stimulus.memory(env)
     instances = {}
     for instance_id, run in env.runs.items():
-        status = env.store.status(instance_id)
+        status = env.store.read_status(instance_id)
         decision = run.decision
         runs = [[_to_plain(e) for e in h] for h in [*run.archived, run.history]]
         done = status in TERMINAL
@@ -342,6 +353,7 @@ def run_memory(scenario: Scenario) -> Outcome:
             result=_to_plain(decision.result) if done and status == "completed" else None,
             error=_error(decision.error) if done and status != "completed" else None,
             runs=runs,
+            deadline=runs[0][0].get("deadline") if runs and runs[0] else None,
         )
     outbox = [_outbox_item(e) for e in env.outbox.sent]
     return normalise(Outcome(instances, outbox))
@@ -482,6 +494,7 @@ def _app_instance(app: App, record: Any) -> Instance:
         result=record.output if done and record.status == "completed" else None,
         error=_error(record.error) if done and record.status != "completed" else None,
         runs=runs,
+        deadline=record.deadline,
     )
 
 
@@ -508,6 +521,7 @@ def normalise(outcome: Outcome) -> Outcome:
             result=inst.result,
             error=_short_traceback(inst.error),
             runs=[[_event(e, ids) for e in events] for events in inst.runs],
+            deadline=None if inst.deadline is None else round(inst.deadline - DEFAULT_START, 6),
         )
         for iid, inst in outcome.instances.items()
     }

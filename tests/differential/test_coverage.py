@@ -4,12 +4,17 @@ recorded kind fails here until a corpus scenario exercises it."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import replaykit
+from replaykit import App
 from replaykit.core.commands import Command
+from replaykit.core.definitions import Workflow
 from replaykit.core.history import HistoryEvent
 
 from .test_corpus import SCENARIOS, memory_outcome
@@ -68,3 +73,49 @@ def test_every_recorded_kind_and_final_status_occurs() -> None:
     assert kinds <= _seen("kind"), f"missing kinds: {sorted(kinds - _seen('kind'))}"
     statuses = {s for sc in SCENARIOS for s in memory_outcome(sc).statuses().values()}
     assert {"completed", "failed", "cancelled", "waiting"} <= statuses
+
+
+def _keyword_options(*functions: Callable[..., Any]) -> set[str]:
+    return {
+        p.name
+        for fn in functions
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def _stimulus_fields_set() -> set[str]:
+    """The fields some corpus stimulus sets to a value other than its default (a stimulus's
+    fields are named after the client call's options)."""
+    found: set[str] = set()
+    for scenario in SCENARIOS:
+        for stimulus in scenario.script:
+            for f in dataclasses.fields(stimulus):
+                if f.default is dataclasses.MISSING or getattr(stimulus, f.name) != f.default:
+                    found.add(f.name)
+    return found
+
+
+def _child_keywords_in_corpus() -> set[str]:
+    found: set[str] = set()
+    for path in CORPUS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in ("child", "start_child", "StartChild"):
+                found.update(k.arg for k in node.keywords if k.arg is not None)
+    return found
+
+
+def test_every_start_option_is_set_by_a_corpus_script() -> None:
+    options = _keyword_options(App.start_workflow, App.enqueue)
+    missing = sorted(options - _stimulus_fields_set())
+    assert not missing, f"no corpus script starts an instance with {missing}"
+
+
+def test_every_child_option_is_passed_by_a_corpus_workflow() -> None:
+    options = _keyword_options(Workflow.child, Workflow.start_child)
+    missing = sorted(options - _child_keywords_in_corpus())
+    assert not missing, f"no corpus workflow starts a child with {missing}"
