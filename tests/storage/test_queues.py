@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from replaykit.core.errors import DuplicateQueueKey, UnknownQueue
+from replaykit.core.history import CancelRequested, WorkflowStarted, decode_event
 from replaykit.core.queues import QueueSpec, queue_spec
 from replaykit.storage import InstanceRecord, Storage
 
@@ -22,6 +23,7 @@ def enqueue(
     priority: int = 0,
     dedup_key: str | None = None,
     workflow: str = "wf",
+    timeout: float | None = None,
 ) -> tuple[InstanceRecord, bool]:
     record = InstanceRecord(
         instance_id=instance_id,
@@ -32,6 +34,7 @@ def enqueue(
         queue=queue,
         priority=priority,
         dedup_key=dedup_key,
+        timeout=timeout,
     )
     return storage.enqueue(record, started(instance_id, workflow))
 
@@ -189,3 +192,34 @@ def test_cancelling_a_queued_instance_makes_it_runnable(storage: Storage) -> Non
     assert stored is not None and stored.status == "cancelling"
     assert [r.instance_id for r in storage.list_instances(status="cancelling")] == ["b"]
     assert len(storage.load_inbox("b")) == 1
+
+
+def test_admission_starts_the_deadline_of_a_queued_timeout(storage: Storage) -> None:
+    storage.declare_queue(queue_spec("q"), now=0.0)
+    enqueue(storage, "plain", timeout=30.0)  # PostgreSQL: the one-statement enqueue
+    enqueue(storage, "keyed", dedup_key="k", timeout=45.0)  # the general path
+    enqueue(storage, "none")
+    queued = storage.get_instance("plain")
+    assert queued is not None and (queued.timeout, queued.deadline) == (30.0, None)
+    assert storage.registered_steps("plain") == []  # no deadline timer while queued
+    assert sorted(admit(storage, now=10.0)) == ["keyed", "none", "plain"]
+    for instance_id, deadline in (("plain", 40.0), ("keyed", 55.0), ("none", None)):
+        record = storage.get_instance(instance_id)
+        assert record is not None and record.deadline == deadline
+        first = decode_event(storage.load_history(instance_id)[0])
+        assert isinstance(first, WorkflowStarted) and first.deadline == deadline
+        assert storage.registered_steps(instance_id) == ([] if deadline is None else [0])
+
+
+def test_a_deadline_timer_firing_makes_the_instance_read_cancelling(storage: Storage) -> None:
+    storage.declare_queue(queue_spec("q"), now=0.0)
+    enqueue(storage, "a", timeout=30.0)
+    admit(storage, now=10.0)
+    assert storage.fire_due_timers(now=39.0) == []
+    assert storage.fire_due_timers(now=40.0) == ["a"]
+    [item] = storage.load_inbox("a")
+    event = decode_event(item.event)
+    assert isinstance(event, CancelRequested) and event.timed_out
+    record = storage.get_instance("a")
+    assert record is not None and record.status == "cancelling"
+    assert record.cancel_requested_at == 40.0
