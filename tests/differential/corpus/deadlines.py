@@ -1,8 +1,10 @@
 """Deadlines (``timeout=``): passing while the workflow sleeps, while it waits for an event (a late
-event then finds it ended), across ``Recur``; while its compensations run (one of them fails once
-and is retried, so the script can stop in the middle: ``cancelling``); a child's deadline caught
-by its parent; a deadline that never passes because the workflow finished first; starts on a
-queue with a timeout, whose deadline clock starts at the admission, not at the enqueue."""
+event then finds it ended), while it waits for a message and catches the timeout (it reads
+``cancelling`` until it has ended as its code says), across ``Recur``; while its compensations
+run (one of them fails once and is retried, so the script can stop in the middle:
+``cancelling``); a child's deadline caught by its parent; a deadline that never passes because
+the workflow finished first; starts on a queue with a timeout, whose deadline clock starts at the
+admission, not at the enqueue."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 from replaykit import (
     Now,
+    Receive,
     Recur,
     RetryPolicy,
     Sleep,
@@ -57,6 +60,17 @@ def d_dl_waiter(ctx: Any, item: str) -> Generator[Any, Any, Any]:
     return [item, got.data]
 
 
+@workflow(name="d_dl_stubborn")
+def d_dl_stubborn(ctx: Any, item: str) -> Generator[Any, Any, str]:
+    yield d_dl_hold(item)
+    try:
+        got = yield Receive("d.dl.box")  # a message wait, bounded by the deadline only
+    except WorkflowTimedOut:
+        yield Sleep(30)  # tidies up after its deadline: it reads cancelling meanwhile
+        return f"{item}: gave up"
+    return f"{item}: {got.data}"
+
+
 @workflow(name="d_dl_looper")
 def d_dl_looper(ctx: Any, n: int) -> Generator[Any, Any, int]:
     yield Sleep(10)
@@ -96,6 +110,17 @@ SCENARIOS = [
             _go("dl-wait"),  # too late: it timed out
         ),
         expect={"dl-sleep": "cancelled", "dl-wait": "cancelled"},
+    ),
+    Scenario(
+        "deadline_caught_while_receiving_a_message_reads_cancelling_until_it_ends",
+        workflows=(d_dl_stubborn,),
+        activities=(d_dl_hold,),
+        script=(
+            StartWorkflow("d_dl_stubborn", "dl-stub-done", "pen", timeout=10),
+            StartWorkflow("d_dl_stubborn", "dl-stub-mid", "ink", timeout=20),
+            Advance(45),  # dl-stub-done tidied up until 40; dl-stub-mid tidies up until 50
+        ),
+        expect={"dl-stub-done": "completed", "dl-stub-mid": "cancelling"},
     ),
     Scenario(
         "deadline_holds_across_recur",
