@@ -4,9 +4,12 @@ Prints, for SQLite with ``synchronous=OFF`` (no disk waits: CPU isolated), SQLit
 default ``synchronous=FULL`` and PostgreSQL, over N sequential 3-activity workflows run by one
 ``App`` in this process:
 
-* user and system CPU per workflow (``resource.getrusage(RUSAGE_SELF)``, every thread counted)
+* user and system CPU per workflow (``resource.getrusage(RUSAGE_SELF)``, every thread counted),
+  with no statement counting in that run (a Python callback per statement would inflate it)
 * statements per workflow (SQLite: every statement the library runs, from a trace callback) or
-  client round trips per workflow (PostgreSQL: every execute and transaction command)
+  client round trips per workflow (PostgreSQL: every execute and transaction command), counted
+  in a second, shorter run; commits per workflow: the library's own count of write
+  transactions (``storage.commits``)
 * context switches per step (voluntary + involuntary, whole process; a 3-activity workflow has
   4 steps: three activities and its finish): a thread hand-off costs at least one
 * the share of the commit floor reached: the database's raw single-row commits/s (probed right
@@ -42,6 +45,7 @@ import common  # noqa: E402
 SQLITE = common.SqliteCommitCounter()
 SQLITE.install()  # before replaykit opens any connection
 PG = common.PsycopgStatementCounter()
+PG_COUNTING: list[bool] = []  # installed (only after PostgreSQL's CPU was measured)
 
 from workloads import raw_postgres, raw_sqlite, three_steps  # noqa: E402
 
@@ -57,49 +61,55 @@ def _usage() -> tuple[float, float, int]:
     return r.ru_utime, r.ru_stime, r.ru_nvcsw + r.ru_nivcsw
 
 
-def _pg_commits(url: str) -> int:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-        ).fetchone()
-        assert row is not None
-        return int(row[0])
+def statements_per_workflow(name: str, url: str, options: dict[str, Any], n: int) -> float:
+    """Statements (SQLite, from a trace callback) or round trips (PostgreSQL) per workflow, in a
+    run of its own: the callback would inflate the CPU time measured in the other run."""
+    SQLITE.tracing = True
+    if name == "postgres" and not PG_COUNTING:
+        PG_COUNTING.append(PG.install())  # from now on: psycopg's calls are wrapped to count
+    app = App(url, registry=Registry(), workflows=[three_steps], storage_options=options)
+    with app:
+        for i in range(20):
+            app.start_workflow(three_steps, i).result(timeout=60)
+        before = SQLITE.statements if name != "postgres" else PG.round_trips
+        for i in range(n):
+            app.start_workflow(three_steps, i).result(timeout=60)
+        after = SQLITE.statements if name != "postgres" else PG.round_trips
+    SQLITE.tracing = False
+    return (after - before) / n
 
 
 def measure(name: str, url: str, options: dict[str, Any], n: int, burst: int) -> dict[str, float]:
+    SQLITE.tracing = False  # this App's connections run untraced
     app = App(url, registry=Registry(), workflows=[three_steps], storage_options=options)
     with app:
         for i in range(20):  # warm-up: connections, prepared statements, code paths
             app.start_workflow(three_steps, i).result(timeout=60)
+        storage: Any = app.storage
         if name == "postgres":
             probe_url = url
             floor_before = raw_postgres(probe_url, 300)
-            commits0 = _pg_commits(url)
         else:
             probe = os.path.join(tempfile.mkdtemp(), "raw.db")
             floor_before = raw_sqlite(probe, 300, options["synchronous"])
-            commits0 = SQLITE.commits
-        statements0 = SQLITE.statements if name != "postgres" else PG.round_trips
+        commits0 = storage.commits  # the library's own count of write transactions
         u0, s0, cs0 = _usage()
         t0 = time.perf_counter()
         for i in range(n):
             app.start_workflow(three_steps, i).result(timeout=60)
         wall = time.perf_counter() - t0
         u1, s1, cs1 = _usage()
-        statements = (SQLITE.statements if name != "postgres" else PG.round_trips) - statements0
+        commits = storage.commits - commits0
         if name == "postgres":
-            commits = _pg_commits(url) - commits0 - 1  # the probe's own read
             floor_after = raw_postgres(probe_url, 300)
         else:
-            commits = SQLITE.commits - commits0
             floor_after = raw_sqlite(probe, 300, options["synchronous"])
         t0 = time.perf_counter()
         handles = [app.start_workflow(three_steps, i) for i in range(burst)]
         for h in handles:
             h.result(timeout=600)
         burst_rate = burst / (time.perf_counter() - t0)
+    statements = statements_per_workflow(name, url, options, min(n, 100))
     floor = (floor_before + floor_after) / 2
     commits_per_wf = commits / n
     wf_per_s = n / wall
@@ -109,7 +119,7 @@ def measure(name: str, url: str, options: dict[str, Any], n: int, burst: int) ->
         "user_ms": 1000 * (u1 - u0) / n,
         "sys_ms": 1000 * (s1 - s0) / n,
         "cpu_ms": 1000 * (u1 - u0 + s1 - s0) / n,
-        "statements": statements / n,
+        "statements": statements,
         "commits": commits_per_wf,
         "switches_per_step": (cs1 - cs0) / (n * STEPS_PER_WORKFLOW),
         "raw_commits_per_s": floor,
@@ -124,7 +134,6 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--only", default="sqlite-off,sqlite-full,postgres")
     args = parser.parse_args()
-    PG.install()
     rows = []
     for name in args.only.split(","):
         if name == "postgres":

@@ -78,8 +78,10 @@ def instructions(tree: str, mode: str, n: int) -> int:
         env=env,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if proc.returncode:  # say why: the workload's own traceback, not valgrind's exit status
+        lines = [line for line in proc.stderr.splitlines() if not line.startswith("==")]
+        raise RuntimeError(f"{mode} x{n} in {tree} failed:\n" + "\n".join(lines[-30:]))
     match = re.search(r"Collected : (\d+)", proc.stderr)
     assert match, proc.stderr[-2000:]
     return int(match.group(1))

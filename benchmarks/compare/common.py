@@ -106,6 +106,9 @@ class SqliteCommitCounter:
         self.write_commits = 0
         self.statements = 0
         self.pragmas: set[str] = set()
+        #: whether connections opened from now on are traced (off: they run as untraced ones,
+        #: e.g. while CPU time is measured, which a Python callback per statement would inflate)
+        self.tracing = True
         self._lock = threading.Lock()
         self._original: Any = None
 
@@ -115,7 +118,8 @@ class SqliteCommitCounter:
 
         def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             conn = counter._original(*args, **kwargs)
-            conn.set_trace_callback(counter._make_callback())
+            if counter.tracing:
+                conn.set_trace_callback(counter._make_callback())
             return conn
 
         # SQLAlchemy's pysqlite dialect calls sqlite3.dbapi2.connect, aiosqlite sqlite3.connect
