@@ -55,7 +55,7 @@ class ConnectionPool(Generic[C]):
         self._cond = threading.Condition()
         # a pool dropped without close() (e.g. a storage an App reopened after stop()) closes
         # its idle connections when it is garbage-collected, or at exit
-        weakref.finalize(self, _close_each, self._idle, close)
+        weakref.finalize(self, _close_idle, self._cond, self._idle, self._idle_since, close)
 
     def get(self) -> C:
         """The idle connection returned last, a new one while fewer than ``max_size`` exist,
@@ -116,14 +116,18 @@ class ConnectionPool(Generic[C]):
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            idle = list(self._idle)
-            self._idle.clear()
-            self._idle_since.clear()
-            self._size -= len(idle)
+            self._size -= len(self._idle)
             self._cond.notify_all()
-        _close_each(idle, self._close)
+        _close_idle(self._cond, self._idle, self._idle_since, self._close)
 
 
-def _close_each(connections: list[C], close: Callable[[C], None]) -> None:
-    for conn in connections:
+def _close_idle(
+    lock: threading.Condition, idle: list[C], since: list[float], close: Callable[[C], None]
+) -> None:
+    """Take every idle connection off the stack (under the pool's lock) and close it."""
+    with lock:
+        taken = list(idle)
+        idle.clear()
+        since.clear()
+    for conn in taken:
         close(conn)
