@@ -26,6 +26,7 @@ from replaykit.storage import (
 
 from .sql_delivery import apply_subscription, publish, take_available_event, take_available_message
 from .sql_steps import (
+    APPEND_HISTORY,
     SqlTx,
     add_to_inbox,
     append_history,
@@ -178,7 +179,6 @@ _SIMPLE_TERMINAL = (
     "UPDATE rk_instances SET status = ?, output = ?, error = ?, lease_owner = NULL, "
     f"lease_expires_at = NULL, updated_at = ?, history_len = ? WHERE instance_id = ? AND {HELD}"
 )
-_APPEND = "INSERT INTO rk_history (instance_id, seq, event) VALUES (?, ?, ?)"
 
 
 def apply_simple(execute: Callable[[str, Sequence[Any]], Any], c: StepCommit) -> CommitResult:
@@ -214,7 +214,7 @@ def apply_simple(execute: Callable[[str, Sequence[Any]], Any], c: StepCommit) ->
             (instance_id, *c.consumed_inbox),
         )
     for seq, event in enumerate(c.events, history_len):
-        execute(_APPEND, (instance_id, seq, event))
+        execute(APPEND_HISTORY, (instance_id, seq, event))
     if terminal and not c.clean:
         for table in _CLEANUP:
             execute(f"DELETE FROM {table} WHERE instance_id = ?", (instance_id,))

@@ -275,14 +275,13 @@ def inbox_items(tx: SqlTx, instance_id: str) -> list[InboxItem]:
     ]
 
 
+#: one history event at its position (``append_history``, ``sql_commit.apply_simple``)
+APPEND_HISTORY = "INSERT INTO rk_history (instance_id, seq, event) VALUES (?, ?, ?)"
+
+
 def append_history(tx: SqlTx, instance_id: str, start: int, events: Sequence[bytes]) -> None:
     for seq, event in enumerate(events, start):
-        tx.exec(
-            "INSERT INTO rk_history (instance_id, seq, event) VALUES (?, ?, ?)",
-            instance_id,
-            seq,
-            event,
-        )
+        tx.exec(APPEND_HISTORY, instance_id, seq, event)
 
 
 def insert_instance(tx: SqlTx, record: InstanceRecord, started_event: bytes) -> bool:

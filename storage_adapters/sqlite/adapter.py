@@ -90,12 +90,7 @@ class _Begun:
     def commit(self) -> None:
         conn = self.conn
         try:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:  # busy: retried (a reader still ends)
-                if not is_busy(exc):
-                    raise
-                self.storage._retry_busy(lambda: conn.execute("COMMIT"))
+            self.storage._execute_busy(conn, "COMMIT")  # busy: retried (a reader still ends)
         except BaseException:
             self.rollback()
             raise
@@ -284,6 +279,16 @@ class SqliteStorage(SqlStorage):
         self._local = threading.local()
 
     # -- dialect hooks ----------------------------------------------------------------------
+    def _execute_busy(self, conn: sqlite3.Connection, sql: str) -> None:
+        """Run ``sql`` (BEGIN, COMMIT); only when SQLite reports busy, retry it as
+        :meth:`_retry_busy` does (no closure is made on the common path)."""
+        try:
+            conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            self._retry_busy(lambda: conn.execute(sql))
+
     def _retry_busy(self, action: Any) -> Any:
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.002
@@ -306,12 +311,7 @@ class SqliteStorage(SqlStorage):
                 )
             return _Joined(conn)  # a read inside this thread's open transaction sees its writes
         begin = _BEGIN_EXCLUSIVE if exclusive else _BEGIN_WRITE if write else _BEGIN_READ
-        try:
-            conn.execute(begin)
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
-                raise
-            self._retry_busy(lambda: conn.execute(begin))
+        self._execute_busy(conn, begin)
         return _Begun(self, conn)
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
