@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import threading
+import time
 
 import pytest
 
@@ -87,6 +88,26 @@ def test_a_thread_waits_for_a_connection_when_all_are_taken() -> None:
     pool.put(held)
     waiter.join(5)
     assert got == [held]
+
+
+def test_each_return_wakes_a_thread_already_waiting() -> None:
+    """put() notifies only when a get() waits (it counts them): two threads that wait at once
+    are each woken by one return, long before their timeout."""
+    pool, _ = make_pool(max_size=2, timeout=30.0)
+    held = [pool.get(), pool.get()]
+    got: list[Conn] = []
+    waiters = [threading.Thread(target=lambda: got.append(pool.get())) for _ in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    deadline = time.monotonic() + 5
+    while pool._waiters < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert pool._waiters == 2
+    for conn in held:
+        pool.put(conn)
+    for waiter in waiters:
+        waiter.join(5)
+    assert sorted(conn.number for conn in got) == [0, 1] and pool._waiters == 0
 
 
 def test_no_connection_free_within_the_timeout_is_a_storage_error() -> None:
