@@ -84,6 +84,8 @@ def _close(conn: psycopg.Connection[Any]) -> None:
 def _reusable(conn: psycopg.Connection[Any]) -> bool:
     """Whether ``conn`` is idle and usable; an open transaction (after a failed COMMIT) is
     rolled back first."""
+    if conn.pgconn.transaction_status == TransactionStatus.IDLE and not conn.closed:
+        return True  # the common case, read from libpq without building conn.info
     if conn.broken or conn.closed:
         return False
     status = conn.info.transaction_status
@@ -190,8 +192,22 @@ class PostgresStorage(SqlStorage):
     # -- fast paths (see fastpath.py) ---------------------------------------------------------
     def _statement(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """``work(conn)`` sends ONE statement, atomic on its own, so it runs in autocommit mode
-        (no BEGIN/COMMIT round trips), with the usual retries."""
-        return self._run(lambda tx: work(tx.conn), write=False)
+        (no BEGIN/COMMIT round trips). The first attempt takes a pooled connection directly (no
+        transaction object, no retry loop); a retryable error (a dropped connection, a deadlock)
+        hands over to ``_run``'s retries, any other database error is a StorageError."""
+        try:
+            conn = self._pool.get()
+            try:
+                result = work(conn)
+            except BaseException:
+                self._pool.put(conn, broken=not _reusable(conn))
+                raise
+        except psycopg.Error as exc:
+            if not self._is_retryable(exc):
+                raise StorageError(f"database error ({self.url}): {exc}") from exc
+            return self._run(lambda tx: work(tx.conn), write=False)
+        self._pool.put(conn, broken=not _reusable(conn))
+        return result
 
     def create_instance(
         self, record: InstanceRecord, started_event: bytes, deadline: TimerSpec | None = None

@@ -56,3 +56,11 @@ def open_new(storage_url: str, adapter: str) -> Iterator[Callable[..., Storage]]
 @pytest.fixture
 def storage(open_new: Callable[..., Storage]) -> Storage:
     return open_new()
+
+
+@pytest.fixture
+def pg_storage(pg_schema_dsn: str) -> Iterator[Storage]:
+    """A PostgreSQL storage on a fresh schema (a small pool), closed after the test."""
+    storage = open_storage(pg_schema_dsn, max_pool=4)
+    yield storage
+    storage.close()

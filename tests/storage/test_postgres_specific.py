@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -17,13 +16,6 @@ from storage_adapters import open_storage
 from .helpers import lease_ends, running, step, wait_event
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_storage(pg_schema_dsn: str) -> Iterator[Storage]:
-    storage = open_storage(pg_schema_dsn, max_pool=4)
-    yield storage
-    storage.close()
 
 
 def drain(storage: Storage) -> None:
