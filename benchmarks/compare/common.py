@@ -161,7 +161,10 @@ class PsycopgStatementCounter:
     Every statement goes through ``Cursor.execute``/``executemany`` and every BEGIN, COMMIT,
     ROLLBACK or SAVEPOINT psycopg sends itself (``conn.transaction()``, ``conn.commit()``, the
     implicit BEGIN of a non-autocommit connection) through ``BaseConnection._exec_command``;
-    one call is one round trip (none of the libraries uses pipeline mode).
+    one call is one round trip (none of the libraries uses pipeline mode). replaykit's
+    PostgreSQL fast path sends its statements with libpq directly
+    (``storage_adapters.postgres.prepared``: ``_exec``, and ``_prepare`` once per connection),
+    counted too where the tree has it.
     """
 
     def __init__(self) -> None:
@@ -175,10 +178,17 @@ class PsycopgStatementCounter:
         except ImportError:
             return False
         counter = self
-        for cls, names in (
+        targets: list[tuple[Any, tuple[str, ...]]] = [
             (psycopg.Cursor, ("execute", "executemany")),
             (BaseConnection, ("_exec_command",)),
-        ):
+        ]
+        try:
+            from storage_adapters.postgres import prepared
+        except ImportError:
+            pass  # another library's tree, or a replaykit before the prepared fast path
+        else:
+            targets.append((prepared, ("_exec", "_prepare")))
+        for cls, names in targets:
             for name in names:
                 original = getattr(cls, name)
 

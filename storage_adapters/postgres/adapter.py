@@ -50,6 +50,7 @@ from ..sql_liveness import ConnectionHold, Hold, Registration
 from ..sql_pool import ConnectionPool
 from ..sql_steps import Begun, SqlTx, at_write, lease_end, placeholders
 from . import fastpath
+from .prepared import PooledConnection
 
 T = TypeVar("T")
 NOTIFY_CHANNEL = "replaykit"
@@ -73,15 +74,15 @@ def check_reachable(url: str, timeout: float) -> None:
         raise StorageError(f"cannot connect to PostgreSQL at {safe_url(url)}: {exc}") from exc
 
 
-def _connect(url: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(url, autocommit=True)
+def _connect(url: str) -> PooledConnection:
+    return PooledConnection.connect(url, autocommit=True)
 
 
-def _close(conn: psycopg.Connection[Any]) -> None:
+def _close(conn: PooledConnection) -> None:
     conn.close()
 
 
-def _reusable(conn: psycopg.Connection[Any]) -> bool:
+def _reusable(conn: PooledConnection) -> bool:
     """Whether ``conn`` is idle and usable; an open transaction (after a failed COMMIT) is
     rolled back first."""
     if conn.pgconn.transaction_status == TransactionStatus.IDLE and not conn.closed:
@@ -105,8 +106,8 @@ class _Begun:
 
     def __init__(
         self,
-        pool: ConnectionPool[psycopg.Connection[Any]],
-        conn: psycopg.Connection[Any],
+        pool: ConnectionPool[PooledConnection],
+        conn: PooledConnection,
         write: bool,
     ) -> None:
         self.pool = pool
@@ -180,7 +181,7 @@ class PostgresStorage(SqlStorage):
         self._listen_lock = threading.Lock()
         self._workers: dict[str, Registration] = {}
         check_reachable(url, connect_timeout)
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+        self._pool: ConnectionPool[PooledConnection] = ConnectionPool(
             lambda: _connect(url),
             _close,
             what="PostgreSQL",
@@ -190,7 +191,7 @@ class PostgresStorage(SqlStorage):
         )
 
     # -- fast paths (see fastpath.py) ---------------------------------------------------------
-    def _statement(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _statement(self, work: Callable[[PooledConnection], T]) -> T:
         """``work(conn)`` sends ONE statement, atomic on its own, so it runs in autocommit mode
         (no BEGIN/COMMIT round trips). The first attempt takes a pooled connection directly (no
         transaction object, no retry loop); a retryable error (a dropped connection, a deadlock)

@@ -5,6 +5,11 @@ workflow without a parent) and the creation of an instance are written with a si
 data-modifying CTE. A single statement is atomic on its own, so outside a transactional
 activity it runs in autocommit mode: one round trip instead of BEGIN + several statements +
 COMMIT. Everything else goes through the shared algorithms in ``sql_steps``.
+
+The step, the create and the enqueue are :class:`~.prepared.Statement` s: prepared by name on
+each pooled connection and run by libpq directly, without a psycopg cursor (see ``prepared``).
+The other fast paths (claim, load_run, the targeted event) return rows of several types and keep
+psycopg's cursor and loaders.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ..sql_commit import lease_lost
 from ..sql_common import INSTANCE_COLUMNS
 from ..sql_delivery import event_data, event_row, unknown_target
 from ..sql_steps import dump_json, load_json, new_token
+from .prepared import PooledConnection, Statement, execute
 
 _event_data_encoder = msgspec.json.Encoder()
 #: seconds since the statement began: a lease end ``%s + STATEMENT_AGE`` counts from the write,
@@ -96,6 +102,11 @@ STEP_SQL = {
     for o in (False, True)
     for k in (False, True)
 }
+# the one event is sent raw (binary); arrays of events go as text (an empty one included)
+STEP = {
+    (t, c, o, k): Statement(sql, binary=("event",) if o else ())
+    for (t, c, o, k), sql in STEP_SQL.items()
+}
 
 CREATE_SQL = """
 WITH i AS (
@@ -114,6 +125,7 @@ h AS (
 )
 SELECT instance_id FROM i
 """
+CREATE = Statement(CREATE_SQL, binary=("event",))
 
 
 # Enqueue without a dedup key: the queue's existence check, the insert, the first history event
@@ -138,6 +150,7 @@ SELECT (SELECT COUNT(*) FROM q) AS declared,
     (SELECT COUNT(pg_notify(%(channel)s, COALESCE(current_schema(), '') || ':runnable'))
      FROM i) AS notified
 """
+ENQUEUE = Statement(ENQUEUE_SQL, binary=("event",))
 
 CLAIM_SQL = """
 WITH c AS (
@@ -204,7 +217,7 @@ def load_run(conn: Any, instance_id: str) -> list[tuple[int, int, bytes]]:
     return rows
 
 
-def step(conn: Any, c: StepCommit) -> CommitResult:
+def step(conn: PooledConnection, c: StepCommit) -> CommitResult:
     """Apply a simple StepCommit with one statement (raises LeaseLost, writing nothing)."""
     terminal = c.status in TERMINAL_STATUSES
     params: dict[str, Any] = {
@@ -226,13 +239,13 @@ def step(conn: Any, c: StepCommit) -> CommitResult:
     else:
         params["seqs"] = list(range(c.history_len, c.history_len + len(c.events)))
         params["events"] = c.events
-    sql = STEP_SQL[(terminal, bool(c.consumed_inbox), one, c.clean)]
-    if conn.execute(sql, params, prepare=True).fetchone() is None:
+    statement = STEP[(terminal, bool(c.consumed_inbox), one, c.clean)]
+    if not execute(conn, statement, params).ntuples:
         raise lease_lost(c)
     return CommitResult(released=terminal)
 
 
-def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
+def create(conn: PooledConnection, record: InstanceRecord, started_event: bytes) -> bool:
     """Insert an instance and its first event in one statement; False if the id exists."""
     params = {
         "instance_id": record.instance_id,
@@ -251,10 +264,12 @@ def create(conn: Any, record: InstanceRecord, started_event: bytes) -> bool:
         "version": record.version,
         "event": started_event,
     }
-    return conn.execute(CREATE_SQL, params, prepare=True).fetchone() is not None
+    return execute(conn, CREATE, params).ntuples > 0
 
 
-def enqueue(conn: Any, record: InstanceRecord, started_event: bytes, channel: str) -> bool | None:
+def enqueue(
+    conn: PooledConnection, record: InstanceRecord, started_event: bytes, channel: str
+) -> bool | None:
     """Insert a ``queued`` instance without a dedup key in one statement: True if created,
     False if the id exists, None if the queue is not declared (nothing stored)."""
     params = {
@@ -270,8 +285,9 @@ def enqueue(conn: Any, record: InstanceRecord, started_event: bytes, channel: st
         "event": started_event,
         "channel": channel,
     }
-    declared, created, _ = conn.execute(ENQUEUE_SQL, params, prepare=True).fetchone()
-    return None if not declared else bool(created)
+    result = execute(conn, ENQUEUE, params)
+    declared, created = result.get_value(0, 0), result.get_value(0, 1)  # counts, as text
+    return None if declared == b"0" else created != b"0"
 
 
 # A targeted event (``send_event(..., instance_id=X)``) is one call of the function that
