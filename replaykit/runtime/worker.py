@@ -28,7 +28,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..core.codec import to_builtins
@@ -42,6 +41,7 @@ from .activities import AsyncRunner
 from .clock import SYSTEM_VALUES, Clock
 from .executor import InstanceExecutor
 from .hooks import HookDispatcher
+from .run_pool import RunPool
 from .schedule_firing import fire_schedules
 
 log = logging.getLogger("replaykit.worker")
@@ -109,7 +109,7 @@ class Worker:
         self._stopped = threading.Event()
         self._timer_wake = threading.Event()
         self._next_timer: float | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: RunPool | None = None
         self._threads: list[threading.Thread] = []
         self._error_cache: dict[str, type[BaseException] | None] = {}
         #: the queues this worker admits instances of (``App.queue`` declares them)
@@ -124,7 +124,7 @@ class Worker:
         self.stopping = False
         self._stopped.clear()
         self._hold = self.storage.register_worker(self.owner, now=self.clock.time())
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="replaykit-run")
+        self._pool = RunPool(self.concurrency, "replaykit-run")
         self._reap()  # a restarted process takes over its dead predecessor's instances now
         self._next_blocked_retry = 0.0
         self._retry_blocked(self.clock.time())  # a start may be the deploy of a fix
@@ -150,7 +150,7 @@ class Worker:
             thread.join(timeout=10)
         self._threads.clear()
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown()
             self._pool = None
         self.async_runner.close()
         hold, self._hold = self._hold, None
