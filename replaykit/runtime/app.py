@@ -40,7 +40,7 @@ from ..core.history import (
 from ..core.queues import QueueSpec, QueueStats, queue_name, queue_spec
 from ..core.validation import check_count, check_event, check_id, check_seconds, check_text
 from ..storage import TERMINAL_STATUSES, InstanceRecord, PublishSpec, Storage, StoredEvent
-from .clock import SYSTEM_VALUES, Clock, SystemClock
+from .clock import SYSTEM_VALUES, Clock, SystemClock, random_token, uuid4_hex
 from .executor import timer_spec
 from .hooks import HookDispatcher, LoggingHooks
 from .intake import StartOn, intake_factory
@@ -155,8 +155,11 @@ class App(ScheduleClient):
         self._storage: Storage | None = database if not isinstance(database, str) else None
         self._owns_storage = isinstance(database, str)
         self._lock = threading.Lock()
-        self._finished = threading.Condition()
+        #: guards the outcomes of instances that ended here and the waiting result() calls
+        self._finished = threading.Lock()
         self._finished_here: dict[str, InstanceRecord] = {}
+        #: instance id -> the locks of the result() calls waiting for it (released when it ends)
+        self._waiters: dict[str, list[threading.Lock]] = {}
         self.worker: Worker | None = None
         self.relay: OutboxRelay | None = None
         self.started = False
@@ -363,7 +366,7 @@ class App(ScheduleClient):
         wf = self._workflow(workflow)
         raw = wf.encode_input(input)
         seconds = None if timeout is None else check_timeout(timeout, "timeout")
-        instance_id = instance_id or uuid.uuid4().hex
+        instance_id = instance_id or uuid4_hex()
         now = self.clock.time()
         deadline = None if seconds is None else now + seconds
         started = WorkflowStarted(
@@ -417,7 +420,7 @@ class App(ScheduleClient):
             status="running" if leased else "pending",
             input=started.input,
             lease_owner=worker.owner if leased and worker else None,
-            lease_token=uuid.uuid4().hex if leased else None,
+            lease_token=random_token() if leased else None,
             lease_expires_at=now + self.lease_seconds if leased else None,
             created_at=now,
             updated_at=now,
@@ -459,10 +462,13 @@ class App(ScheduleClient):
         timeout = check_seconds(timeout, "timeout", optional=True)
         deadline = None if timeout is None else self.clock.time() + timeout
         delay = 0.002
+        worker = self.worker
         while True:
             record = self._finished_here.pop(instance_id, None)
-            if record is None and self.worker is not None and self.worker.holds(instance_id):
+            running_here = record is None and worker is not None and worker.holds(instance_id)
+            if running_here:  # this process will be told when it ends: no polling needed
                 record = InstanceRecord(instance_id=instance_id, workflow="", status="running")
+                delay = self.poll_interval
             record = record or self.status(instance_id)
             if record.status in TERMINAL_STATUSES:
                 return self._outcome(record)
@@ -473,14 +479,32 @@ class App(ScheduleClient):
                 raise TimeoutError(
                     f"instance {instance_id!r} is still {record.status} after {timeout} s"
                 )
-            running_here = self.worker is not None and self.worker.holds(instance_id)
-            if running_here:  # this process will be told when it ends: no polling needed
-                delay = self.poll_interval
             wait = delay if remaining is None else min(delay, remaining)
-            with self._finished:
-                if instance_id not in self._finished_here:
-                    self._finished.wait(wait)
+            self._wait_for_end(instance_id, wait, running_here)
             delay = min(delay * 2, self.poll_interval)
+
+    def _wait_for_end(self, instance_id: str, seconds: float, running_here: bool) -> None:
+        """Wait at most ``seconds`` for ``instance_id`` to end in this process (or to be
+        blocked, or continued as new): a lock of this call's own, released by
+        :meth:`_on_finished` for that instance only."""
+        waiter = threading.Lock()
+        waiter.acquire()
+        with self._finished:
+            if instance_id in self._finished_here:
+                return
+            self._waiters.setdefault(instance_id, []).append(waiter)
+        worker = self.worker
+        if running_here and worker is not None and not worker.holds(instance_id):
+            seconds = 0  # its run here ended before this call was waiting: look again now
+        try:
+            waiter.acquire(timeout=seconds)
+        finally:
+            with self._finished:
+                waiting = self._waiters.get(instance_id)
+                if waiting is not None and waiter in waiting:
+                    waiting.remove(waiter)
+                    if not waiting:
+                        del self._waiters[instance_id]
 
     def _outcome(self, record: InstanceRecord) -> Any:
         if record.status == "completed":
@@ -856,8 +880,10 @@ class App(ScheduleClient):
 
     def _on_finished(self, executor: Any) -> None:
         """An instance this process ran has committed its end: remember the outcome briefly so
-        ``result()`` answers without a database round trip."""
+        ``result()`` answers without a database round trip, and wake the ``result()`` calls
+        waiting for it (an instance that was blocked or continued as new wakes them too)."""
         interp = executor.interp
+        record = None
         if interp.status in TERMINAL_STATUSES:
             record = msgspec.structs.replace(
                 executor.record,
@@ -867,12 +893,15 @@ class App(ScheduleClient):
                 lease_owner=None,
                 lease_expires_at=None,
             )
-            with self._finished:
-                self._finished_here[executor.instance_id] = record
-                while len(self._finished_here) > 10_000:
-                    self._finished_here.pop(next(iter(self._finished_here)))
+        finished = self._finished_here
         with self._finished:
-            self._finished.notify_all()
+            if record is not None:
+                finished[executor.instance_id] = record
+                while len(finished) > 10_000:
+                    finished.pop(next(iter(finished)))
+            waiting = self._waiters.pop(executor.instance_id, ())
+        for waiter in waiting:
+            waiter.release()
 
     def _wake(self) -> None:
         if self.worker is not None:

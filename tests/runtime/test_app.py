@@ -90,6 +90,38 @@ def test_three_activity_workflow_completes_with_typed_result(make_app: Callable[
     assert CALLS == ["add_tax", "charge", "notify"]
 
 
+@workflow(name="app_waits_for_go")
+def waits_for_go(ctx: Any) -> Generator[Any, Any, Any]:
+    event = yield WaitEvent("app.go")
+    return event.data
+
+
+def test_result_calls_waiting_for_one_instance_all_get_its_end_and_leave_no_waiter(
+    make_app: Callable[..., App],
+) -> None:
+    with make_app() as app:
+        handle = app.start_workflow(waits_for_go)
+        with pytest.raises(TimeoutError):
+            handle.result(timeout=0.05)
+        assert app._waiters == {}  # a call that timed out is no longer waiting
+        results: list[Any] = []
+
+        def wait() -> None:
+            results.append(handle.result(timeout=20))
+
+        threads = [threading.Thread(target=wait) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(app._waiters.get(handle.instance_id, ())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # parked until the instance runs here again
+        app.send_event("app.go", {"n": 1})
+        for thread in threads:
+            thread.join(20)
+        assert results == [{"n": 1}] * 3
+        assert app._waiters == {}
+
+
 def test_starting_the_same_instance_id_twice_is_idempotent(make_app: Callable[..., App]) -> None:
     with make_app() as app:
         first = app.start_workflow(checkout, Order("o2", 1.0), instance_id="same")
