@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -36,3 +37,22 @@ class SystemValues:
 
 
 SYSTEM_VALUES = SystemValues()
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version and variant bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def uuid4_hex() -> str:
+    """A random version-4 UUID as 32 hex digits, what ``uuid.uuid4().hex`` gives, without
+    building a ``uuid.UUID`` (a new instance's id is drawn on every start).
+
+    >>> len(uuid4_hex()), uuid.UUID(uuid4_hex()).version
+    (32, 4)
+    """
+    value = int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
+    return f"{value:032x}"
+
+
+def random_token() -> str:
+    """32 random hex digits (a lease token)."""
+    return os.urandom(16).hex()
