@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -150,3 +151,109 @@ def test_wait_for_wakeup_just_sleeps(sqlite_storage: Storage) -> None:
     started = time.monotonic()
     assert sqlite_storage.wait_for_wakeup(0.05) is False
     assert time.monotonic() - started >= 0.04
+
+
+def test_none_and_bytes_parameters_bind_as_null_and_blob_without_an_adapter_search(
+    sqlite_storage: Storage,
+) -> None:
+    import sqlite3
+
+    from storage_adapters.sqlite.adapter import bind_none_and_bytes_directly
+
+    bind_none_and_bytes_directly()
+    key_none, key_bytes = (type(None), sqlite3.PrepareProtocol), (bytes, sqlite3.PrepareProtocol)
+    assert key_none in sqlite3.adapters and key_bytes in sqlite3.adapters
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a, b)")
+    conn.execute("INSERT INTO t VALUES (?, ?)", (None, b"\x00raw"))
+    assert conn.execute("SELECT typeof(a), typeof(b), b FROM t").fetchone() == (
+        "null",
+        "blob",
+        b"\x00raw",
+    )
+    conn.close()
+
+
+def test_an_adapter_the_application_registered_for_bytes_is_kept() -> None:
+    import sqlite3
+
+    from storage_adapters.sqlite.adapter import bind_none_and_bytes_directly
+
+    key = (bytes, sqlite3.PrepareProtocol)
+    saved = sqlite3.adapters.pop(key, None)
+
+    def mine(value: bytes) -> bytes:
+        return value
+
+    try:
+        sqlite3.register_adapter(bytes, mine)
+        bind_none_and_bytes_directly()
+        assert sqlite3.adapters[key] is mine
+    finally:
+        sqlite3.adapters.pop(key, None)
+        if saved is not None:
+            sqlite3.adapters[key] = saved
+
+
+def test_every_write_of_every_thread_runs_on_the_one_writer_connection(db_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{db_path}", group_commit=False)
+    assert isinstance(storage, SqliteStorage)
+    seen: set[int] = set()
+    original = storage._take_writer
+
+    def spy(begin: str) -> Any:
+        written = original(begin)
+        seen.add(id(written.conn))
+        return written
+
+    storage._take_writer = spy  # type: ignore[method-assign]
+    try:
+        run_threads(6, lambda i: running(storage, f"w{i}"))
+        assert len(seen) == 1
+        assert storage._writer_thread is None  # every write handed the writer on
+        assert len(storage.list_instances(limit=10)) == 6
+    finally:
+        storage.close()
+
+
+def test_a_thread_whose_write_is_open_reads_its_own_writes_and_cannot_begin_another(
+    db_path: Path,
+) -> None:
+    storage = open_storage(f"sqlite:///{db_path}")
+    try:
+        running(storage, "a")
+        with storage.transaction() as tx:
+            tx.session["orders"].insert({"id": 1})
+            assert storage.get_instance("a") is not None  # a read inside the write
+            assert tx.session.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 1
+            with pytest.raises(StorageError, match="already has a replaykit transaction"):
+                create(storage, "b")
+            tx.commit(step(storage, "a", events=[b"{}"]))
+        create(storage, "b")  # the writer was handed on
+        assert storage.get_instance("b") is not None
+    finally:
+        storage.close()
+
+
+def test_a_second_thread_writes_once_the_first_ends_its_transaction(db_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{db_path}", busy_timeout=5.0)
+    try:
+        running(storage, "a")
+        in_write, created = threading.Event(), threading.Event()
+
+        def other() -> None:
+            in_write.wait(5)
+            create(storage, "b")
+            created.set()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        with storage.transaction() as tx:
+            tx.session.execute("SELECT 1")  # begins the write
+            in_write.set()
+            assert not created.wait(0.2)  # waits for the writer
+            tx.commit(step(storage, "a", events=[b"{}"]))
+        assert created.wait(5)
+        thread.join(5)
+    finally:
+        storage.close()
