@@ -390,10 +390,11 @@ class SqliteStorage(SqlStorage):
         return _Begun(self, conn)
 
     def _take_writer(self, begin: str) -> _Written:
-        if not self._writer_lock.acquire(timeout=self.busy_timeout):
+        # waited for as long as a busy database is retried (SQLite's own wait included)
+        if not self._writer_lock.acquire(timeout=self.retry_seconds):
             raise sqlite3.OperationalError(
                 "database is locked: another thread of this process kept its write transaction "
-                f"open for {self.busy_timeout} s"
+                f"open for {self.retry_seconds} s"
             )
         try:
             writer = self._writer

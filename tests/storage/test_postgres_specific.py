@@ -197,3 +197,30 @@ def test_a_storage_dropped_without_close_leaves_no_connection_open(pg_schema_dsn
     assert storage.get_instance("nobody") is None
     del storage
     gc.collect()
+
+
+def test_the_claim_lease_owner_and_parent_indexes_hold_only_the_rows_their_queries_look_for(
+    pg_storage: Storage, pg_schema_dsn: str
+) -> None:
+    """Migration 0021: a running instance's step moves no claim-index entry, and the claim
+    query still finds pending instances and expired leases through the partial indexes."""
+    with psycopg.connect(pg_schema_dsn) as conn:
+        schema = conn.execute("SELECT current_schema()").fetchone()
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s",
+            (schema[0] if schema else "",),
+        ).fetchall()
+        defs = dict(rows)
+        assert "WHERE (status = 'pending'::text)" in defs["rk_instances_claim"]
+        assert "WHERE (status = 'running'::text)" in defs["rk_instances_lease"]
+        assert "WHERE (lease_owner IS NOT NULL)" in defs["rk_instances_owner"]
+        assert "WHERE (parent_id IS NOT NULL)" in defs["rk_instances_parent"]
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            str(row[0])
+            for row in conn.execute(
+                "EXPLAIN SELECT instance_id FROM rk_instances WHERE (status = 'pending' OR "
+                "(status = 'running' AND lease_expires_at < 5)) ORDER BY updated_at LIMIT 5"
+            )
+        )
+        assert "rk_instances_claim" in plan and "rk_instances_lease" in plan

@@ -257,3 +257,29 @@ def test_a_second_thread_writes_once_the_first_ends_its_transaction(db_path: Pat
         thread.join(5)
     finally:
         storage.close()
+
+
+def test_the_claim_owner_and_parent_indexes_hold_only_the_rows_their_queries_look_for(
+    sqlite_storage: Storage, db_path: Path
+) -> None:
+    """Migration 0021: a running instance's step moves no claim-index entry; the lease index
+    stays whole (the claim query's expired-lease arm uses it)."""
+    running(sqlite_storage, "a")
+    db = sqlite_utils.Database(db_path)
+    defs = {
+        row["name"]: row["sql"]
+        for row in db.query("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+    }
+    assert defs["rk_instances_claim"].endswith("WHERE status = 'pending'")
+    assert defs["rk_instances_owner"].endswith("WHERE lease_owner IS NOT NULL")
+    assert defs["rk_instances_parent"].endswith("WHERE parent_id IS NOT NULL")
+    assert "WHERE" not in defs["rk_instances_lease"]
+    plan = " ".join(
+        str(row["detail"])
+        for row in db.query(
+            "EXPLAIN QUERY PLAN SELECT instance_id FROM rk_instances WHERE (status = 'pending' "
+            "OR (status = 'running' AND lease_expires_at < 5)) ORDER BY updated_at LIMIT 5"
+        )
+    )
+    assert "rk_instances_lease (status=? AND lease_expires_at<?)" in plan
+    db.close()
