@@ -25,7 +25,9 @@ its workers on one host, as SQLite itself requires.)
 Concurrency: every write runs in ``BEGIN IMMEDIATE``, so writers are serialized by SQLite itself
 (the shared algorithms need no row locks here). A writer that meets a busy database waits
 ``busy_timeout`` seconds inside SQLite and is then retried with backoff, so "database is locked"
-never reaches users. Each thread has its own connection (``threading.local``).
+never reaches users. Every write transaction runs on one *writer* connection, which a
+thread takes for the whole of its transaction (the pages a write changed stay cached for
+the next); reads run on each thread's own connection (``threading.local``).
 """
 
 from __future__ import annotations
