@@ -100,40 +100,6 @@ def is_busy(exc: BaseException) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
-class _Written:
-    """A write transaction on the storage's writer connection (see ``sql_steps.Begun``): its
-    end, committed or rolled back, hands the writer to the next thread."""
-
-    __slots__ = ("_open", "conn", "storage")
-
-    def __init__(self, storage: SqliteStorage, conn: sqlite3.Connection) -> None:
-        self.storage = storage
-        self.conn = conn
-        self._open = True
-
-    def commit(self) -> None:
-        try:
-            self.storage._execute_busy(self.conn, "COMMIT")  # busy: retried (a reader ends)
-        except BaseException:
-            self.rollback()
-            raise
-        self._hand_on()
-
-    def rollback(self) -> None:
-        try:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            self.storage._drop_writer(self.conn)  # closing it ends the transaction
-        finally:
-            self._hand_on()
-
-    def _hand_on(self) -> None:
-        if self._open:
-            self._open = False
-            self.storage._release_writer()
-
-
 class _Begun:
     """A read transaction this adapter began on a thread's connection (see
     ``sql_steps.Begun``)."""
@@ -158,6 +124,32 @@ class _Begun:
                 self.conn.execute("ROLLBACK")
             except sqlite3.Error:
                 self.storage._discard(self.conn)  # closing it ends the transaction
+
+
+class _Written(_Begun):
+    """A write transaction on the storage's writer connection: its end, committed or rolled
+    back, hands the writer to the next thread."""
+
+    __slots__ = ("_open",)
+
+    def __init__(self, storage: SqliteStorage, conn: sqlite3.Connection) -> None:
+        super().__init__(storage, conn)
+        self._open = True
+
+    def commit(self) -> None:
+        super().commit()  # a failed COMMIT rolls back, which hands the writer on
+        self._hand_on()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        if self._open:
+            self._open = False
+            self.storage._release_writer()
 
 
 class _Joined:
@@ -319,7 +311,11 @@ class SqliteStorage(SqlStorage):
                 del self._connections[ident]
 
     def _discard(self, conn: sqlite3.Connection) -> None:
-        """Close a connection that cannot be trusted any more; its thread opens a new one."""
+        """Close a connection that cannot be trusted any more; its thread (or, for the writer,
+        the next write) opens a new one."""
+        writer = self._writer
+        if writer is not None and writer.conn is conn:
+            self._writer = None
         with self._lock:
             for ident, (_thread, known) in list(self._connections.items()):
                 if known is conn:
@@ -416,13 +412,6 @@ class SqliteStorage(SqlStorage):
     def _release_writer(self) -> None:
         self._writer_thread = None
         self._writer_lock.release()
-
-    def _drop_writer(self, conn: sqlite3.Connection) -> None:
-        """The writer connection cannot be trusted any more: the next write opens a new one."""
-        writer = self._writer
-        if writer is not None and writer.conn is conn:
-            self._writer = None
-        conn.close()
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
         if self.memory:  # shared-cache table locks are not covered by busy_timeout
